@@ -1,0 +1,34 @@
+"""Checks of the workflow config beyond its JSON schema (cross-references between sections).
+
+The schema (``workflow/schemas/config.schema.yaml``) checks keys and types; these checks catch
+what a schema cannot, such as a capture that names a model the config does not define. Both
+run when the workflow is parsed, before any job, so bad input never touches earlier results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from actspace.errors import ActspaceError
+
+
+def _check_names(section: str, names: list[str], config: Mapping[str, Any], key: str) -> None:
+    for name in names:
+        if name not in config[key]:
+            raise ActspaceError(
+                f"config {section} names {name!r}, which config.{key} does not define "
+                f"(defined: {', '.join(sorted(config[key])) or 'none'})"
+            )
+
+
+def check_references(config: Mapping[str, Any]) -> None:
+    """Raise :class:`ActspaceError` when a section names an undefined model or corpus."""
+    capture = config["capture"]
+    _check_names("capture.models", capture["models"], config, "models")
+    _check_names("capture.corpora", capture["corpora"], config, "corpora")
+    for name, corpus in config["corpora"].items():
+        if corpus["type"] == "prompts":
+            for index, prompt in enumerate(corpus["prompts"]):
+                if not prompt.strip():
+                    raise ActspaceError(f"config corpora.{name}.prompts[{index}] is empty")

@@ -1,0 +1,175 @@
+"""Corpora: turn a corpus spec into a token store, once per model (tokenisers differ).
+
+Spec types (``config.corpora.<name>.type``):
+
+``prompts``
+    a list of prompt strings in the config (e.g. ``seed-texts``, the four prompts of the
+    "activation subspaces" study);
+``file``
+    a UTF-8 text file with documents separated by blank lines, or a JSONL file with one
+    object per line whose ``field`` (default ``text``) holds a document;
+``generated``
+    ``n_texts`` texts sampled from the model with no prompt (from its BOS token), seeded.
+
+Output: a Zarr v3 store with ``tokens`` (n_tokens_total,) int32 and ``doc_offsets``
+(n_docs + 1,) int64; document ``i`` is ``tokens[doc_offsets[i]:doc_offsets[i + 1]]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from actspace.errors import ActspaceError
+from actspace.models import ModelAdapter, read_manifest
+from actspace.store import atomic_store, open_store, provenance
+
+log = logging.getLogger(__name__)
+
+
+def read_documents(path: str | os.PathLike, field: str = "text") -> list[str]:
+    """Documents of a ``.jsonl`` file (one object per line) or a text file (blank-line separated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ActspaceError(f"corpus file {path} does not exist")
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        documents = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                documents.append(json.loads(line)[field])
+            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                raise ActspaceError(
+                    f"{path}:{number} is not a JSON object with a {field!r} field ({err})"
+                ) from err
+    else:
+        documents = [doc.strip() for doc in text.split("\n\n") if doc.strip()]
+    if not documents:
+        raise ActspaceError(f"corpus file {path} holds no documents")
+    return documents
+
+
+def tokenize_documents(
+    tokenizer: Any, documents: Sequence[str], n_ctx: int, corpus: str, truncate: bool = False
+) -> list[list[int]]:
+    """Token ids of each document (tokenizer's own special tokens), checked against ``n_ctx``."""
+    token_lists = []
+    for index, document in enumerate(documents):
+        if not document.strip():
+            raise ActspaceError(f"corpus {corpus!r}: document {index} is empty")
+        ids = tokenizer(document)["input_ids"]
+        if len(ids) > n_ctx:
+            if not truncate:
+                raise ActspaceError(
+                    f"corpus {corpus!r}: document {index} has {len(ids)} tokens, more than the "
+                    f"model's context of {n_ctx} (set truncate: true to cut it)"
+                )
+            ids = ids[:n_ctx]
+        token_lists.append(list(ids))
+    return token_lists
+
+
+@torch.no_grad()
+def sample_texts(
+    adapter: ModelAdapter, n_texts: int, n_tokens: int, seed: int, batch_size: int = 32
+) -> list[list[int]]:
+    """Sample ``n_texts`` texts of up to ``n_tokens`` new tokens from BOS (temperature 1).
+
+    Each batch is seeded from ``seed`` and its index, so the corpus does not depend on the
+    device's batch size. A text ends at the first EOS (kept), padding after it is dropped.
+    """
+    tokenizer = adapter.tokenizer
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    eos = tokenizer.eos_token_id
+    texts: list[list[int]] = []
+    progress = tqdm(total=n_texts, desc="sampling texts", unit="text", mininterval=5)
+    for batch_index, first in enumerate(range(0, n_texts, batch_size)):
+        size = min(batch_size, n_texts - first)
+        torch.manual_seed(seed * 1_000_003 + batch_index)
+        inputs = torch.full((size, 1), start, dtype=torch.long, device=adapter.device)
+        out = adapter.model.generate(
+            inputs,
+            attention_mask=torch.ones_like(inputs),
+            do_sample=True,
+            temperature=1.0,
+            top_k=0,
+            top_p=1.0,
+            max_new_tokens=n_tokens,
+            min_new_tokens=1,
+            pad_token_id=eos,
+        )
+        for row in out.tolist():
+            new = row[1:]
+            if eos in new:
+                new = new[: new.index(eos) + 1]
+            texts.append([start] + new)
+        progress.update(size)
+    progress.close()
+    return texts
+
+
+def build_corpus(
+    corpus: str,
+    spec: dict[str, Any],
+    model_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Tokenise (or sample) corpus ``corpus`` for the model in ``model_dir``; write ``out``."""
+    from transformers import AutoTokenizer
+
+    manifest = read_manifest(model_dir)
+    kind = spec["type"]
+    if kind == "generated":
+        from actspace.models import load_model
+
+        adapter = load_model(model_dir, device)
+        token_lists = sample_texts(
+            adapter, spec["n_texts"], spec["n_tokens"], spec.get("seed", 0), spec.get("batch_size", 32)
+        )
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        if kind == "prompts":
+            documents = list(spec["prompts"])
+        elif kind == "file":
+            documents = read_documents(spec["path"], spec.get("field", "text"))
+        else:
+            raise ActspaceError(f"corpus {corpus!r}: unknown type {kind!r}")
+        if not documents:
+            raise ActspaceError(f"corpus {corpus!r} has no documents")
+        token_lists = tokenize_documents(
+            tokenizer, documents, manifest["n_ctx"], corpus, spec.get("truncate", False)
+        )
+    lengths = np.array([len(ids) for ids in token_lists], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = np.fromiter((t for ids in token_lists for t in ids), dtype=np.int32)
+    attrs = provenance(
+        kind="corpus",
+        corpus=corpus,
+        spec=spec,
+        model=manifest["name"],
+        weights_sha256=manifest["weights_sha256"],
+        n_docs=len(token_lists),
+        n_tokens=int(tokens.size),
+    )
+    with atomic_store(out, attrs) as group:
+        group.create_array("tokens", data=tokens, chunks=(max(1, min(tokens.size, 1 << 20)),))
+        group.create_array("doc_offsets", data=offsets)
+    log.info("corpus %s: %d documents, %d tokens", corpus, len(token_lists), tokens.size)
+    return attrs
+
+
+def read_corpus(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """``tokens`` and ``doc_offsets`` of a token store (or an activation store)."""
+    group = open_store(path, ["tokens", "doc_offsets"])
+    return group["tokens"][:], group["doc_offsets"][:]

@@ -1,0 +1,45 @@
+"""Glue between a Snakemake job and the package: logging, threads, clean errors.
+
+Each ``workflow/scripts/*.py`` is three lines: ``with job(snakemake):`` around one package
+call. Inside, stdout, stderr and logging go to the rule's log file; an
+:class:`~actspace.errors.ActspaceError` (bad input) is written to the log and to the
+terminal as one line, and fails the job without a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from actspace.errors import ActspaceError
+
+
+@contextlib.contextmanager
+def job(smk: Any) -> Iterator[None]:
+    """Run the body of a Snakemake script job with its log, threads and error handling."""
+    terminal = sys.stderr
+    log_path = smk.log[0] if len(smk.log) else None
+    with contextlib.ExitStack() as stack:
+        if log_path:
+            handle = stack.enter_context(open(log_path, "a", buffering=1, encoding="utf-8"))
+            stack.enter_context(contextlib.redirect_stdout(handle))
+            stack.enter_context(contextlib.redirect_stderr(handle))
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(name)s %(levelname)s: %(message)s",
+            stream=sys.stderr,
+            force=True,
+        )
+        import torch
+
+        torch.set_num_threads(max(1, int(smk.threads)))
+        try:
+            yield
+        except ActspaceError as err:
+            message = f"actspace: error in rule {smk.rule}: {err}"
+            logging.getLogger("actspace").error("%s", err)
+            print(message, file=terminal)
+            raise SystemExit(1) from None

@@ -1,0 +1,18 @@
+"""Shared model layer: materialise any supported causal LM once, load it, read and hook it.
+
+``adapter``  one interface over architectures (weights in row-vector form, named hook points)
+``sources``  package-gguf / hub / local sources -> a safetensors model directory + manifest
+"""
+
+from actspace.models.adapter import AttentionWeights, MLPWeights, ModelAdapter, describe
+from actspace.models.sources import load_model, materialise, read_manifest
+
+__all__ = [
+    "AttentionWeights",
+    "MLPWeights",
+    "ModelAdapter",
+    "describe",
+    "load_model",
+    "materialise",
+    "read_manifest",
+]

@@ -1,0 +1,53 @@
+# Config validation, input functions and shared settings of the actspace rules.
+from snakemake.utils import validate
+
+from actspace.config import check_references
+from actspace.provenance import code_hash
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_references(config)
+
+ENV = "../../environment.yml"
+DEVICE = config["device"]
+GPUS = 0 if DEVICE == "cpu" else 1
+THREADS = config["resources"]["threads"]
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    corpus=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def model_spec(wildcards):
+    """The config entry of the model a job works on."""
+    return config["models"][wildcards.model]
+
+
+def corpus_spec(wildcards):
+    """The config entry of the corpus a job works on."""
+    return config["corpora"][wildcards.corpus]
+
+
+def model_mem_mb(wildcards):
+    """Memory of a job that holds a model (per-model mem_mb, else the default)."""
+    return model_spec(wildcards).get("mem_mb", config["resources"]["mem_mb"])
+
+
+def model_dir(wildcards):
+    """The materialised model directory a job reads."""
+    return f"results/models/{wildcards.model}"
+
+
+def capture_settings():
+    """Capture parameters that shape the store (a change reruns the capture)."""
+    keys = ("dtype", "batch_tokens", "chunk_tokens", "codec")
+    return {key: config["capture"][key] for key in keys}
+
+
+def all_capture_stores():
+    """Activation stores of every configured model x corpus."""
+    return expand(
+        "results/activations/{model}/{corpus}.zarr",
+        model=config["capture"]["models"],
+        corpus=config["capture"]["corpora"],
+    )

@@ -1,0 +1,19 @@
+rule tokenize_corpus:
+    input:
+        model=model_dir,
+    output:
+        directory("results/corpora/{model}/{corpus}.zarr"),
+    log:
+        "results/logs/tokenize_corpus/{model}/{corpus}.log",
+    conda:
+        ENV
+    threads: THREADS
+    resources:
+        mem_mb=model_mem_mb,
+        gpu=GPUS,
+    params:
+        spec=corpus_spec,
+        device=DEVICE,
+        code=code_hash("actspace.corpora"),
+    script:
+        "../scripts/tokenize_corpus.py"
