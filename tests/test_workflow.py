@@ -1,0 +1,143 @@
+"""The Snakemake DAG on a tiny local model: outputs, staleness and bad inputs.
+
+Each bad input must fail with one clear message naming the problem and leave every earlier
+result untouched.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from actspace.store import open_store
+from conftest import run_workflow, snapshot, tiny_workflow_config
+
+
+def _jobs_planned(result) -> dict[str, int]:
+    """Job counts of a dry run's 'Job stats' table."""
+    lines = result.stdout.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_workflow):
+    """A private copy of the finished tiny run (Snakemake metadata included)."""
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_workflow, copy, symlinks=True)
+    return copy
+
+
+def test_outputs_of_the_tiny_run(tiny_workflow):
+    results = tiny_workflow / "results"
+    manifest = json.loads((results / "models/tiny/manifest.json").read_text())
+    assert manifest["n_layers"] == 2 and manifest["n_kv_heads"] == 2
+    assert len(manifest["weights_sha256"]) == 64
+    for corpus in ("tiny-prompts", "tiny-generated"):
+        store = open_store(results / f"activations/tiny/{corpus}.zarr", ["resid", "tokens"])
+        assert store["resid"].shape == (store["tokens"].shape[0], 3, 32)
+        assert store.attrs["model"] == "tiny" and store.attrs["weights_sha256"] == manifest["weights_sha256"]
+        assert store.attrs["corpus"] == corpus
+    summary = json.loads((results / "summary/capture.json").read_text())
+    assert {row["quantity"] for row in summary["rows"]} == {"capture throughput", "storage per activation"}
+    assert "| capture throughput |" in (results / "summary.md").read_text()
+    for log in ("materialise_model/tiny.log", "capture_residuals/tiny/tiny-prompts.log"):
+        assert (results / "logs" / log).stat().st_size > 0
+
+
+def test_second_run_does_nothing(workdir, tiny_llama_dir):
+    result = run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), "--dry-run")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir, dtype="float16")
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    assert planned == {"capture_residuals": 2, "capture_summary": 1, "summary_report": 1, "all": 1}
+    upstream = snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora")
+    result = run_workflow(workdir, config)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora") == upstream
+    store = open_store(workdir / "results/activations/tiny/tiny-prompts.zarr", ["resid"])
+    assert store["resid"].dtype == np.float16
+
+
+def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["corpora"]["tiny-prompts"]["prompts"].append("green blue red")
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    assert planned == {
+        "tokenize_corpus": 1,
+        "capture_residuals": 1,
+        "capture_summary": 1,
+        "summary_report": 1,
+        "all": 1,
+    }
+
+
+def _fails_cleanly(workdir, config, message, env=None):
+    before = snapshot(workdir / "results")
+    result = run_workflow(workdir, config, env=env)
+    assert result.returncode != 0
+    assert message in result.stderr, result.stderr[-3000:]
+    after = snapshot(workdir / "results")
+    assert {k: v for k, v in after.items() if k in before and "logs" not in k} == {
+        k: v for k, v in before.items() if "logs" not in k
+    }
+    return result
+
+
+def test_unknown_model_name(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["capture"]["models"] = ["tiny", "no-such-model"]
+    _fails_cleanly(workdir, config, "config capture.models names 'no-such-model'")
+
+
+def test_config_key_of_the_wrong_type(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir, batch_tokens="lots")
+    result = _fails_cleanly(workdir, config, "'lots' is not of type 'integer'")
+    assert "batch_tokens" in result.stderr
+
+
+def test_empty_prompt_list(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["corpora"]["tiny-prompts"]["prompts"] = []
+    result = _fails_cleanly(workdir, config, "[] should be non-empty")
+    assert "tiny-prompts" in result.stderr
+
+
+def test_missing_gguf_package(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["models"]["ghost"] = {"source": "package-gguf", "package": "actspace-no-such-package"}
+    config["capture"]["models"] = ["tiny", "ghost"]
+    _fails_cleanly(
+        workdir, config, "the package 'actspace-no-such-package' that ships the model's GGUF file is not installed"
+    )
+
+
+def test_offline_hub_id(workdir, tiny_llama_dir, tmp_path):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["models"]["hubbed"] = {"source": "hub", "repo_id": "openai-community/gpt2"}
+    config["capture"]["models"] = ["tiny", "hubbed"]
+    _fails_cleanly(
+        workdir,
+        config,
+        "cannot fetch model 'hubbed' (openai-community/gpt2@main) from the Hugging Face hub",
+        env={"HF_HOME": str(tmp_path / "empty-hf-home")},
+    )
+
+
+def test_prompt_longer_than_the_context(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["corpora"]["too-long"] = {"type": "prompts", "prompts": ["the " * 80]}
+    config["capture"]["corpora"] = ["tiny-prompts", "too-long"]
+    _fails_cleanly(workdir, config, "corpus 'too-long': document 0 has 81 tokens, more than the model's context of 64")
