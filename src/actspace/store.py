@@ -50,10 +50,36 @@ def _is_empty_dir(path: Path) -> bool:
 
 
 @contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; rename it to ``path`` if the block succeeds.
+
+    On any exception (or interrupt) the temporary folder is removed and ``path`` is left as
+    it was. An existing non-empty ``path`` is an error unless ``overwrite``: a finished
+    result is never silently replaced (Snakemake removes a stale output itself before
+    rerunning its job, and may leave an empty folder in its place).
+    """
+    path = Path(path)
+    if path.exists() and not _is_empty_dir(path) and not overwrite:
+        raise ActspaceError(f"{path} already exists; refusing to overwrite a finished result")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.rename(tmp, path)
+
+
+@contextlib.contextmanager
 def atomic_store(
     path: str | os.PathLike, attrs: Mapping[str, Any], overwrite: bool = False
 ) -> Iterator[zarr.Group]:
-    """Create a Zarr v3 group at a temporary path; rename it to ``path`` on success.
+    """Create a Zarr v3 group under a temporary name; rename it to ``path`` on success.
 
     Parameters
     ----------
@@ -62,26 +88,13 @@ def atomic_store(
     attrs
         Attributes written at creation (provenance); more can be added inside the block.
     overwrite
-        Replace an existing store. Off by default: a finished result is never silently
-        overwritten (Snakemake removes a stale output itself before rerunning its job).
+        Replace an existing store (see :func:`atomic_directory`).
     """
-    path = Path(path)
-    if path.exists() and not _is_empty_dir(path) and not overwrite:
-        raise ActspaceError(f"{path} already exists; refusing to overwrite a finished result")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    group = zarr.open_group(tmp, mode="w", zarr_format=3)
-    group.attrs.update(dict(attrs))
-    try:
+    with atomic_directory(path, overwrite) as tmp:
+        group = zarr.open_group(tmp, mode="w", zarr_format=3)
+        group.attrs.update(dict(attrs))
         yield group
         group.attrs["complete"] = True
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if path.exists():
-        shutil.rmtree(path)
-    os.rename(tmp, path)
 
 
 def open_store(path: str | os.PathLike, arrays: Sequence[str] = ()) -> zarr.Group:

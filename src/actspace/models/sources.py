@@ -25,7 +25,6 @@ import importlib.util
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ import torch
 from actspace.errors import ActspaceError
 from actspace.models.adapter import ModelAdapter, describe
 from actspace.provenance import package_versions, utc_now
+from actspace.store import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +140,7 @@ def write_model_dir(
     model: Any, tokenizer: Any, out: Path, name: str, spec: dict[str, Any], attn_only: bool = False
 ) -> dict[str, Any]:
     """Save model, tokenizer and manifest to ``out`` atomically (temp folder, then rename)."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise ActspaceError(f"{out} already exists; refusing to overwrite a materialised model")
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    with atomic_directory(out) as tmp:
         model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
@@ -162,12 +157,6 @@ def write_model_dir(
             "versions": package_versions(),
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if out.exists():
-            out.rmdir()  # an empty directory (Snakemake may create it)
-        os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return manifest
 
 
