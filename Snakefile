@@ -12,6 +12,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/corpora.smk"
 include: "workflow/rules/capture.smk"
+include: "workflow/rules/text_subspaces.smk"
 include: "workflow/rules/summary.smk"
 
 
@@ -20,3 +21,4 @@ rule all:
     input:
         "results/summary.md",
         all_capture_stores(),
+        all_text_subspace_figures(),

@@ -88,6 +88,11 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
                 "prompts": ["the cat sat on a mat", "a big dog ran", "one two three"],
             },
             "tiny-generated": {"type": "generated", "n_texts": 3, "n_tokens": 5, "seed": 1},
+            "tiny-continued": {
+                "type": "prompts",
+                "prompts": ["the cat sat", "a big dog"],
+                "continue_tokens": 6,
+            },
         },
         "capture": {
             "models": ["tiny"],
@@ -95,6 +100,14 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "batch_tokens": 16,
             "chunk_tokens": 8,
             **capture,
+        },
+        "text_subspaces": {
+            "models": ["tiny"],
+            "corpora": ["tiny-continued", "tiny-generated"],
+            "grid_points": 4,
+            "curve_texts": 1,
+            "generate_texts": 1,
+            "generate_tokens": 3,
         },
     }
 

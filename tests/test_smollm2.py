@@ -66,3 +66,40 @@ def test_summary_page(ci_profile_run):
     assert "smollm2-135m" in page and "tokens/s" in page
     generated = open_store(ci_profile_run / "results/activations/smollm2-135m/generated-4.zarr", ["resid"])
     assert generated.attrs["n_docs"] == 4
+
+
+def test_text_subspaces_of_the_seed_texts(ci_profile_run):
+    from actspace import textsub as ts
+    from actspace.models import load_model
+
+    results = ci_profile_run / "results"
+    store = open_store(
+        results / "text_subspaces/smollm2-135m/seed-continued.zarr",
+        ["k_star", "overlap", "baseline_nll", "tokens", "doc_offsets", "spectra", "usage"],
+    )
+    k_star, overlap = store["k_star"][:], store["overlap"][:]
+    assert k_star.shape == (4,) and overlap.shape == (4, 4) and store["baseline_nll"].shape == (4,)
+    assert np.all((1 <= k_star) & (k_star <= 576))
+    np.testing.assert_allclose(np.diag(overlap), k_star, rtol=1e-6)
+    assert store["exclude_first"]["k_star"].shape == (4,)
+    assert store.attrs["passes_per_text"] == 10  # ceil(log2 576)
+    # the first position's huge norm: the leading singular value dwarfs the next
+    spectra = store["spectra"][:]
+    assert np.all(spectra[:, 0] > 3 * spectra[:, 1])
+    # full-rank projection reproduces the model's logits on the first text
+    adapter = load_model(results / "models/smollm2-135m")
+    offsets = store["doc_offsets"][:]
+    text = store["tokens"][offsets[0] : offsets[1]]
+    resid = open_store(results / "activations/smollm2-135m/seed-continued.zarr", ["resid"])["resid"]
+    V = ts.right_singular(ts.text_matrix(resid[offsets[0] : offsets[1]]))[1]
+    ids = torch.as_tensor(text.astype(np.int64))[None]
+    with torch.no_grad():
+        reference = adapter.model(ids).logits
+        with adapter.hooks(ts._projection_hooks(adapter, ts.projector(V, 576).float()[None])):
+            projected = adapter.model(ids).logits
+    relative = (projected - reference).norm() / reference.norm()
+    assert relative < 1e-4
+    generations = (results / "text_subspaces/smollm2-135m/seed-continued.generations.md").read_text()
+    assert "from BOS only" in generations and "[I believe the meaning of life is]" in generations
+    for kind in ("spectrum", "nll", "overlap", "usage"):
+        assert (results / f"text_subspaces/smollm2-135m/figures/seed-continued.{kind}.png").is_file()

@@ -51,6 +51,10 @@ def test_outputs_of_the_tiny_run(tiny_workflow):
     assert "| capture throughput |" in (results / "summary.md").read_text()
     for log in ("materialise_model/tiny.log", "capture_residuals/tiny/tiny-prompts.log"):
         assert (results / "logs" / log).stat().st_size > 0
+    subspaces = open_store(results / "text_subspaces/tiny/tiny-continued.zarr", ["k_star", "overlap"])
+    assert subspaces["k_star"].shape == (2,) and subspaces["overlap"].shape == (2, 2)
+    assert (results / "text_subspaces/tiny/figures/tiny-generated.usage.png").stat().st_size > 0
+    assert "## Text subspaces" in (results / "summary.md").read_text()
 
 
 def test_second_run_does_nothing(workdir, tiny_llama_dir):
@@ -59,10 +63,32 @@ def test_second_run_does_nothing(workdir, tiny_llama_dir):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_changing_an_analysis_setting_reruns_that_analysis_only(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["text_subspaces"]["grid_points"] = 5
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    assert planned == {
+        "text_subspaces": 2,
+        "text_subspaces_figures": 2,
+        "text_subspaces_summary": 1,
+        "summary_report": 1,
+        "all": 1,
+    }
+
+
 def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir, dtype="float16")
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
-    assert planned == {"capture_residuals": 2, "capture_summary": 1, "summary_report": 1, "all": 1}
+    # the two captured corpora, and the text subspaces built on the one of them they use
+    assert planned == {
+        "capture_residuals": 3,
+        "capture_summary": 1,
+        "text_subspaces": 2,
+        "text_subspaces_figures": 2,
+        "text_subspaces_summary": 1,
+        "summary_report": 1,
+        "all": 1,
+    }
     upstream = snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora")
     result = run_workflow(workdir, config)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -73,7 +99,7 @@ def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, 
 
 def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
-    config["corpora"]["tiny-prompts"]["prompts"].append("green blue red")
+    config["corpora"]["tiny-prompts"]["prompts"].append("green blue red")  # not in text_subspaces
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert planned == {
         "tokenize_corpus": 1,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from actspace.corpora import read_corpus
+from actspace.corpora import documents_of, read_corpus
 from actspace.models import ModelAdapter, load_model
-from actspace.store import atomic_store, compressors_for, provenance, stored_bytes
+from actspace.store import atomic_store, compressors_for, open_store, provenance, stored_bytes
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,11 @@ def capture_residuals(
             fill_value=0,
         )
         writer = ChunkWriter(resid, chunk_tokens)
+        documents = documents_of(tokens, offsets)
         progress = tqdm(total=n_tokens, desc=f"capture {out.name}", unit="tok", mininterval=2)
         started = time.perf_counter()
         for batch in batches(offsets, batch_tokens):
-            docs = [tokens[offsets[i] : offsets[i + 1]] for i in batch]
+            docs = [documents[i] for i in batch]
             rows = residuals_of_batch(adapter, docs, pad_id)
             writer.append(rows.to("cpu", torch.float32).numpy().astype(storage, copy=False))
             progress.update(len(rows))
@@ -198,3 +199,31 @@ def capture_job(model_dir: str, corpus_store: str, out: str, device: str, **sett
         },
         **settings,
     )
+
+
+def capture_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
+    """Capture throughput and storage cost of each activation store (pipeline figures)."""
+    rows = []
+    for path in stores:
+        attrs = open_store(path, ["resid"]).attrs
+        setting = (
+            f"corpus {attrs['corpus']}, {attrs['n_tokens']} tokens, {attrs['dtype']}, "
+            f"codec {attrs['codec']}, {attrs['device']}"
+        )
+        for quantity, key, unit in (
+            ("capture throughput", "tokens_per_s", "tokens/s"),
+            ("storage per activation", "bytes_per_activation", "bytes"),
+        ):
+            rows.append(
+                {
+                    "quantity": quantity,
+                    "value": attrs[key],
+                    "unit": unit,
+                    "model": attrs["model"],
+                    "setting": setting,
+                    "published": None,
+                    "study": None,
+                    "study_setting": None,
+                }
+            )
+    return {"method": "capture", "title": "Residual-stream capture (pipeline figures)", "rows": rows}

@@ -24,9 +24,9 @@ def _check_names(section: str, names: list[str], config: Mapping[str, Any], key:
 
 def check_references(config: Mapping[str, Any]) -> None:
     """Raise :class:`ActspaceError` when a section names an undefined model or corpus."""
-    capture = config["capture"]
-    _check_names("capture.models", capture["models"], config, "models")
-    _check_names("capture.corpora", capture["corpora"], config, "corpora")
+    for section in ("capture", "text_subspaces"):
+        _check_names(f"{section}.models", config[section]["models"], config, "models")
+        _check_names(f"{section}.corpora", config[section]["corpora"], config, "corpora")
     for name, corpus in config["corpora"].items():
         if corpus["type"] == "prompts":
             for index, prompt in enumerate(corpus["prompts"]):

@@ -4,15 +4,18 @@ Spec types (``config.corpora.<name>.type``):
 
 ``prompts``
     a list of prompt strings in the config (e.g. ``seed-texts``, the four prompts of the
-    "activation subspaces" study);
+    "activation subspaces" study); with ``continue_tokens: N`` each document is the prompt
+    plus the model's greedy continuation of up to N tokens (what the model read and wrote);
 ``file``
     a UTF-8 text file with documents separated by blank lines, or a JSONL file with one
     object per line whose ``field`` (default ``text``) holds a document;
 ``generated``
     ``n_texts`` texts sampled from the model with no prompt (from its BOS token), seeded.
 
-Output: a Zarr v3 store with ``tokens`` (n_tokens_total,) int32 and ``doc_offsets``
-(n_docs + 1,) int64; document ``i`` is ``tokens[doc_offsets[i]:doc_offsets[i + 1]]``.
+Output: a Zarr v3 store with ``tokens`` (n_tokens_total,) int32, ``doc_offsets``
+(n_docs + 1,) int64 and ``prompt_lengths`` (n_docs,) int64; document ``i`` is
+``tokens[doc_offsets[i]:doc_offsets[i + 1]]``, of which the first ``prompt_lengths[i]`` tokens
+were given to the model (the whole document for a file, BOS alone for a sampled text).
 """
 
 from __future__ import annotations
@@ -80,6 +83,27 @@ def tokenize_documents(
 
 
 @torch.no_grad()
+def greedy_continuations(
+    adapter: ModelAdapter, token_lists: Sequence[list[int]], n_new: int
+) -> list[list[int]]:
+    """Each prompt followed by the model's greedy continuation (up to ``n_new`` tokens,
+    ending at EOS, kept). One prompt at a time, so no padding enters the continuation."""
+    eos = adapter.tokenizer.eos_token_id
+    texts = []
+    for ids in tqdm(token_lists, desc="greedy continuations", unit="text", mininterval=5):
+        inputs = torch.tensor([ids], dtype=torch.long, device=adapter.device)
+        out = adapter.model.generate(
+            inputs,
+            attention_mask=torch.ones_like(inputs),
+            do_sample=False,
+            max_new_tokens=n_new,
+            pad_token_id=eos,
+        )
+        texts.append(out[0].tolist())
+    return texts
+
+
+@torch.no_grad()
 def sample_texts(
     adapter: ModelAdapter, n_texts: int, n_tokens: int, seed: int, batch_size: int = 32
 ) -> list[list[int]]:
@@ -128,15 +152,16 @@ def build_corpus(
     """Tokenise (or sample) corpus ``corpus`` for the model in ``model_dir``; write ``out``."""
     from transformers import AutoTokenizer
 
+    from actspace.models import load_model
+
     manifest = read_manifest(model_dir)
     kind = spec["type"]
     if kind == "generated":
-        from actspace.models import load_model
-
         adapter = load_model(model_dir, device)
         token_lists = sample_texts(
             adapter, spec["n_texts"], spec["n_tokens"], spec.get("seed", 0), spec.get("batch_size", 32)
         )
+        prompt_lengths = [1] * len(token_lists)
     else:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         if kind == "prompts":
@@ -150,6 +175,16 @@ def build_corpus(
         token_lists = tokenize_documents(
             tokenizer, documents, manifest["n_ctx"], corpus, spec.get("truncate", False)
         )
+        prompt_lengths = [len(ids) for ids in token_lists]
+        n_new = spec.get("continue_tokens", 0) if kind == "prompts" else 0
+        if n_new:
+            longest = max(prompt_lengths) + n_new
+            if longest > manifest["n_ctx"]:
+                raise ActspaceError(
+                    f"corpus {corpus!r}: a prompt plus {n_new} continuation tokens makes "
+                    f"{longest} tokens, more than the model's context of {manifest['n_ctx']}"
+                )
+            token_lists = greedy_continuations(load_model(model_dir, device), token_lists, n_new)
     lengths = np.array([len(ids) for ids in token_lists], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = np.fromiter((t for ids in token_lists for t in ids), dtype=np.int32)
@@ -165,6 +200,7 @@ def build_corpus(
     with atomic_store(out, attrs) as group:
         group.create_array("tokens", data=tokens, chunks=(max(1, min(tokens.size, 1 << 20)),))
         group.create_array("doc_offsets", data=offsets)
+        group.create_array("prompt_lengths", data=np.asarray(prompt_lengths, dtype=np.int64))
     log.info("corpus %s: %d documents, %d tokens", corpus, len(token_lists), tokens.size)
     return attrs
 
@@ -173,3 +209,8 @@ def read_corpus(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     """``tokens`` and ``doc_offsets`` of a token store (or an activation store)."""
     group = open_store(path, ["tokens", "doc_offsets"])
     return group["tokens"][:], group["doc_offsets"][:]
+
+
+def documents_of(tokens: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    """The token ids of each document of a store."""
+    return [tokens[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]

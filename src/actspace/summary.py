@@ -6,8 +6,9 @@ Every method writes ``results/summary/{method}.json``::
         {"quantity": ..., "value": ..., "unit": ..., "model": ..., "setting": ...,
          "published": ... or null, "study": ... or null, "study_setting": ... or null}]}
 
-and :func:`render_markdown` assembles them into ``results/summary.md``, the page a reader
-opens first.
+built by each method's own ``summary_rows`` function (``capture.capture_summary``,
+``textsub.text_subspaces_summary``), and :func:`render_markdown` assembles them into
+``results/summary.md``, the page a reader opens first.
 """
 
 from __future__ import annotations
@@ -18,35 +19,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from actspace.store import open_store
-
-
-def capture_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
-    """Capture throughput and storage cost of each activation store (pipeline figures)."""
-    rows = []
-    for path in stores:
-        attrs = open_store(path, ["resid"]).attrs
-        setting = (
-            f"corpus {attrs['corpus']}, {attrs['n_tokens']} tokens, {attrs['dtype']}, "
-            f"codec {attrs['codec']}, {attrs['device']}"
-        )
-        for quantity, key, unit in (
-            ("capture throughput", "tokens_per_s", "tokens/s"),
-            ("storage per activation", "bytes_per_activation", "bytes"),
-        ):
-            rows.append(
-                {
-                    "quantity": quantity,
-                    "value": attrs[key],
-                    "unit": unit,
-                    "model": attrs["model"],
-                    "setting": setting,
-                    "published": None,
-                    "study": None,
-                    "study_setting": None,
-                }
-            )
-    return {"method": "capture", "title": "Residual-stream capture (pipeline figures)", "rows": rows}
 
 
 def write_json(summary: dict[str, Any], out: str | os.PathLike) -> None:

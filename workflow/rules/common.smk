@@ -51,3 +51,41 @@ def all_capture_stores():
         model=config["capture"]["models"],
         corpus=config["capture"]["corpora"],
     )
+
+
+def text_subspaces_settings():
+    """Analysis parameters of the text-subspaces study (a change reruns it)."""
+    keys = (
+        "grid_points",
+        "curve_texts",
+        "generate_texts",
+        "generate_tokens",
+        "batch_size",
+    )
+    return {key: config["text_subspaces"][key] for key in keys}
+
+
+def text_subspace_figures(model, corpus):
+    """The four figure paths of one model x corpus (named outputs of the figures rule)."""
+    folder = f"results/text_subspaces/{model}/figures"
+    kinds = ("spectrum", "nll", "overlap", "usage")
+    return {kind: f"{folder}/{corpus}.{kind}.png" for kind in kinds}
+
+
+def all_text_subspace_stores():
+    """Text-subspace stores of every configured model x corpus."""
+    return expand(
+        "results/text_subspaces/{model}/{corpus}.zarr",
+        model=config["text_subspaces"]["models"],
+        corpus=config["text_subspaces"]["corpora"],
+    )
+
+
+def all_text_subspace_figures():
+    """Figures of every configured model x corpus."""
+    return [
+        path
+        for model in config["text_subspaces"]["models"]
+        for corpus in config["text_subspaces"]["corpora"]
+        for path in text_subspace_figures(model, corpus).values()
+    ]

@@ -20,6 +20,7 @@ rule capture_summary:
 rule summary_report:
     input:
         "results/summary/capture.json",
+        "results/summary/text_subspaces.json",
     output:
         "results/summary.md",
     log:
