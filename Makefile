@@ -1,6 +1,6 @@
 # actspace: the two commands of the README.
 #   make run    set up (once) and run the full default workflow on the embedded model
-#   make test   set up (once) and run lint, format check and the test suite
+#   make test   set up (once) and run lint, format checks and the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
@@ -26,4 +26,5 @@ run: setup
 test: setup
 	$(VENV)/bin/snakemake --lint
 	$(VENV)/bin/snakefmt --check .
+	$(VENV)/bin/black --check --quiet src tests benchmarks workflow/scripts
 	$(PY) -m pytest

@@ -92,14 +92,18 @@ def test_embedding_unembedding_and_final_norm_give_logits(adapter, tokens):
     # hidden_states[-1] is the final-normed stream in Hugging Face models
     logits = out.hidden_states[-1] @ adapter.W_U
     torch.testing.assert_close(logits, out.logits, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(adapter.W_E[tokens[0, 0]], adapter.model.get_input_embeddings()(tokens)[0, 0])
+    torch.testing.assert_close(
+        adapter.W_E[tokens[0, 0]], adapter.model.get_input_embeddings()(tokens)[0, 0]
+    )
 
 
 def test_norm_scales_are_the_norm_gains(adapter):
     ln1, ln2 = adapter.block_norm_scales(0)
     torch.manual_seed(4)
     x = torch.randn(3, adapter.d_model)
-    attn_norm = adapter.blocks[0].ln_1 if adapter.family == "gpt2" else adapter.blocks[0].input_layernorm
+    attn_norm = (
+        adapter.blocks[0].ln_1 if adapter.family == "gpt2" else adapter.blocks[0].input_layernorm
+    )
     if adapter.config.model_type == "olmo":  # parameter-free LayerNorm
         assert torch.equal(ln1, torch.ones(adapter.d_model))
     elif adapter.family == "gpt2":

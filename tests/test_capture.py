@@ -51,7 +51,9 @@ def test_chunk_writer_writes_every_row_once():
 @pytest.mark.parametrize("batch_tokens", [1, 16, 1000])
 def test_capture_is_independent_of_batching(tmp_path, tiny, batch_tokens):
     root, adapter = tiny
-    capture_residuals(adapter, root / "p.zarr", tmp_path / "a.zarr", batch_tokens=batch_tokens, chunk_tokens=4)
+    capture_residuals(
+        adapter, root / "p.zarr", tmp_path / "a.zarr", batch_tokens=batch_tokens, chunk_tokens=4
+    )
     group = open_store(tmp_path / "a.zarr", ["resid", "tokens", "doc_offsets"])
     tokens, offsets, resid = group["tokens"][:], group["doc_offsets"][:], group["resid"][:]
     assert resid.shape == (len(tokens), adapter.n_layers + 1, adapter.d_model)
@@ -60,12 +62,16 @@ def test_capture_is_independent_of_batching(tmp_path, tiny, batch_tokens):
         ids = torch.tensor(tokens[offsets[doc] : offsets[doc + 1]], dtype=torch.long)[None]
         _, cache = adapter.run_with_cache(ids, residual_hook_names(adapter.n_layers))
         expected = torch.stack([cache[n][0] for n in residual_hook_names(adapter.n_layers)], 1)
-        np.testing.assert_allclose(resid[offsets[doc] : offsets[doc + 1]], expected.numpy(), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            resid[offsets[doc] : offsets[doc + 1]], expected.numpy(), rtol=1e-5, atol=1e-5
+        )
 
 
 def test_float16_storage_and_codec(tmp_path, tiny):
     root, adapter = tiny
-    attrs = capture_residuals(adapter, root / "p.zarr", tmp_path / "h.zarr", dtype="float16", codec="zstd")
+    attrs = capture_residuals(
+        adapter, root / "p.zarr", tmp_path / "h.zarr", dtype="float16", codec="zstd"
+    )
     group = open_store(tmp_path / "h.zarr", ["resid"])
     assert group["resid"].dtype == np.float16
     assert attrs["codec"] == "zstd" and attrs["tokens_per_s"] > 0

@@ -32,7 +32,9 @@ def test_prompt_corpus_tokens_and_offsets(tmp_path, tiny_model):
 
 def test_file_corpora(tmp_path, tiny_model):
     jsonl = tmp_path / "docs.jsonl"
-    jsonl.write_text(json.dumps({"text": "the cat"}) + "\n\n" + json.dumps({"text": "a mat"}) + "\n")
+    jsonl.write_text(
+        json.dumps({"text": "the cat"}) + "\n\n" + json.dumps({"text": "a mat"}) + "\n"
+    )
     assert read_documents(jsonl) == ["the cat", "a mat"]
     txt = tmp_path / "docs.txt"
     txt.write_text("the cat\nsat\n\n\na mat\n")

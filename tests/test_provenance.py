@@ -7,8 +7,15 @@ from actspace import provenance
 
 def test_closure_follows_imports_transitively():
     closure = provenance.module_closure("actspace.capture")
-    for module in ("actspace.corpora", "actspace.models.adapter", "actspace.models.sources",
-                   "actspace.store", "actspace.errors", "actspace.provenance", "actspace"):
+    for module in (
+        "actspace.corpora",
+        "actspace.models.adapter",
+        "actspace.models.sources",
+        "actspace.store",
+        "actspace.errors",
+        "actspace.provenance",
+        "actspace",
+    ):
         assert module in closure
     assert "actspace.summary" not in closure
 

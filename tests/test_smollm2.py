@@ -55,7 +55,9 @@ def test_resid_matches_an_independent_computation(ci_profile_run):
             got = resid[offsets[doc] : offsets[doc + 1]]
             relative = np.linalg.norm(got - expected) / np.linalg.norm(expected)
             assert relative < 1e-4, (doc, relative)
-            per_layer = np.linalg.norm(got - expected, axis=(0, 2)) / np.linalg.norm(expected, axis=(0, 2))
+            per_layer = np.linalg.norm(got - expected, axis=(0, 2)) / np.linalg.norm(
+                expected, axis=(0, 2)
+            )
             assert per_layer.max() < 1e-4
     finally:
         handle.remove()
@@ -64,7 +66,9 @@ def test_resid_matches_an_independent_computation(ci_profile_run):
 def test_summary_page(ci_profile_run):
     page = (ci_profile_run / "results/summary.md").read_text()
     assert "smollm2-135m" in page and "tokens/s" in page
-    generated = open_store(ci_profile_run / "results/activations/smollm2-135m/generated-4.zarr", ["resid"])
+    generated = open_store(
+        ci_profile_run / "results/activations/smollm2-135m/generated-4.zarr", ["resid"]
+    )
     assert generated.attrs["n_docs"] == 4
 
 
@@ -99,7 +103,11 @@ def test_text_subspaces_of_the_seed_texts(ci_profile_run):
             projected = adapter.model(ids).logits
     relative = (projected - reference).norm() / reference.norm()
     assert relative < 1e-4
-    generations = (results / "text_subspaces/smollm2-135m/seed-continued.generations.md").read_text()
+    generations = (
+        results / "text_subspaces/smollm2-135m/seed-continued.generations.md"
+    ).read_text()
     assert "from BOS only" in generations and "[I believe the meaning of life is]" in generations
     for kind in ("spectrum", "nll", "overlap", "usage"):
-        assert (results / f"text_subspaces/smollm2-135m/figures/seed-continued.{kind}.png").is_file()
+        assert (
+            results / f"text_subspaces/smollm2-135m/figures/seed-continued.{kind}.png"
+        ).is_file()

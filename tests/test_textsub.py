@@ -98,7 +98,9 @@ def test_bisection_finds_a_crossing_of_the_full_scan_on_a_model(tiny):
     baseline = ts.batched_nll(adapter, texts, None, None, 8)
 
     def nll_at(active, ks):
-        return ts.batched_nll(adapter, [texts[i] for i in active], [bases[i] for i in active], ks, 8)
+        return ts.batched_nll(
+            adapter, [texts[i] for i in active], [bases[i] for i in active], ks, 8
+        )
 
     k_star, passes = ts.binary_search_k(nll_at, baseline, 32)
     assert passes == 5
@@ -127,7 +129,9 @@ def test_random_subspaces_satisfy_the_product_identity():
     """For random subspaces E tr(P_a P_b) = k_a k_b / d: the study's null model."""
     generator = torch.Generator().manual_seed(0)
     d, ks = 400, [100, 200, 300, 250]
-    bases = [torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))[0] for _ in ks]
+    bases = [
+        torch.linalg.qr(torch.randn(d, d, generator=generator, dtype=torch.float64))[0] for _ in ks
+    ]
     error = ts.product_identity_error(ts.overlap_matrix(bases, ks), ks, d)
     assert np.nanmax(error) < 0.05
     aligned = ts.product_identity_error(ts.overlap_matrix([bases[0]] * 4, ks), ks, d)

@@ -44,14 +44,22 @@ def test_outputs_of_the_tiny_run(tiny_workflow):
     for corpus in ("tiny-prompts", "tiny-generated"):
         store = open_store(results / f"activations/tiny/{corpus}.zarr", ["resid", "tokens"])
         assert store["resid"].shape == (store["tokens"].shape[0], 3, 32)
-        assert store.attrs["model"] == "tiny" and store.attrs["weights_sha256"] == manifest["weights_sha256"]
+        assert (
+            store.attrs["model"] == "tiny"
+            and store.attrs["weights_sha256"] == manifest["weights_sha256"]
+        )
         assert store.attrs["corpus"] == corpus
     summary = json.loads((results / "summary/capture.json").read_text())
-    assert {row["quantity"] for row in summary["rows"]} == {"capture throughput", "storage per activation"}
+    assert {row["quantity"] for row in summary["rows"]} == {
+        "capture throughput",
+        "storage per activation",
+    }
     assert "| capture throughput |" in (results / "summary.md").read_text()
     for log in ("materialise_model/tiny.log", "capture_residuals/tiny/tiny-prompts.log"):
         assert (results / "logs" / log).stat().st_size > 0
-    subspaces = open_store(results / "text_subspaces/tiny/tiny-continued.zarr", ["k_star", "overlap"])
+    subspaces = open_store(
+        results / "text_subspaces/tiny/tiny-continued.zarr", ["k_star", "overlap"]
+    )
     assert subspaces["k_star"].shape == (2,) and subspaces["overlap"].shape == (2, 2)
     assert (results / "text_subspaces/tiny/figures/tiny-generated.usage.png").stat().st_size > 0
     assert "## Text subspaces" in (results / "summary.md").read_text()
@@ -146,7 +154,9 @@ def test_missing_gguf_package(workdir, tiny_llama_dir):
     config["models"]["ghost"] = {"source": "package-gguf", "package": "actspace-no-such-package"}
     config["capture"]["models"] = ["tiny", "ghost"]
     _fails_cleanly(
-        workdir, config, "the package 'actspace-no-such-package' that ships the model's GGUF file is not installed"
+        workdir,
+        config,
+        "the package 'actspace-no-such-package' that ships the model's GGUF file is not installed",
     )
 
 
@@ -166,4 +176,8 @@ def test_prompt_longer_than_the_context(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["corpora"]["too-long"] = {"type": "prompts", "prompts": ["the " * 80]}
     config["capture"]["corpora"] = ["tiny-prompts", "too-long"]
-    _fails_cleanly(workdir, config, "corpus 'too-long': document 0 has 81 tokens, more than the model's context of 64")
+    _fails_cleanly(
+        workdir,
+        config,
+        "corpus 'too-long': document 0 has 81 tokens, more than the model's context of 64",
+    )

@@ -54,9 +54,7 @@ def batches(offsets: np.ndarray, batch_tokens: int) -> Iterator[list[int]]:
 
 
 @torch.no_grad()
-def residuals_of_batch(
-    adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int
-) -> torch.Tensor:
+def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int) -> torch.Tensor:
     """Residual stream of a batch of documents, (sum of lengths, n_layers + 1, d_model).
 
     Right padding keeps every real token at its own position (rotary or learned), and the
@@ -226,4 +224,8 @@ def capture_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     "study_setting": None,
                 }
             )
-    return {"method": "capture", "title": "Residual-stream capture (pipeline figures)", "rows": rows}
+    return {
+        "method": "capture",
+        "title": "Residual-stream capture (pipeline figures)",
+        "rows": rows,
+    }

@@ -159,7 +159,11 @@ def build_corpus(
     if kind == "generated":
         adapter = load_model(model_dir, device)
         token_lists = sample_texts(
-            adapter, spec["n_texts"], spec["n_tokens"], spec.get("seed", 0), spec.get("batch_size", 32)
+            adapter,
+            spec["n_texts"],
+            spec["n_tokens"],
+            spec.get("seed", 0),
+            spec.get("batch_size", 32),
         )
         prompt_lengths = [1] * len(token_lists)
     else:

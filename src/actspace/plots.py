@@ -29,7 +29,9 @@ def _save(fig: plt.Figure, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
-def text_subspace_figures(store: str | os.PathLike, spectrum: str, nll: str, overlap: str, usage: str) -> None:
+def text_subspace_figures(
+    store: str | os.PathLike, spectrum: str, nll: str, overlap: str, usage: str
+) -> None:
     """The four figures of the text-subspaces study from its store."""
     group = open_store(store, ["spectra", "k_star", "nll_curves", "overlap", "usage", "k_grid"])
     title = f"{group.attrs['model']} / {group.attrs['corpus']}"
@@ -56,7 +58,9 @@ def text_subspace_figures(store: str | os.PathLike, spectrum: str, nll: str, ove
                 continue
             ax.plot(grid, curves[i], color=colour, lw=1.2, label=f"text {i}: k*={ks[i]}")
             ax.axhline(baseline[i], color=colour, ls=":", lw=1)
-        ax.set(xscale="log", title=label, xlabel="k (projection rank)", ylabel="NLL, nats per token")
+        ax.set(
+            xscale="log", title=label, xlabel="k (projection rank)", ylabel="NLL, nats per token"
+        )
         ax.legend(fontsize=7)
     fig.suptitle(f"NLL of each text under P_k (dotted: unprojected), {title}")
     _save(fig, nll)
@@ -68,8 +72,12 @@ def text_subspace_figures(store: str | os.PathLike, spectrum: str, nll: str, ove
         predicted = np.outer(ks, ks)
         n = len(ks)
         annotate = n <= 8
-        sns.heatmap(observed, ax=axes[row, 0], annot=annotate, fmt=".2f", cmap="viridis", square=True)
-        sns.heatmap(predicted, ax=axes[row, 1], annot=annotate, fmt=".2f", cmap="viridis", square=True)
+        sns.heatmap(
+            observed, ax=axes[row, 0], annot=annotate, fmt=".2f", cmap="viridis", square=True
+        )
+        sns.heatmap(
+            predicted, ax=axes[row, 1], annot=annotate, fmt=".2f", cmap="viridis", square=True
+        )
         axes[row, 0].set_title(f"{label}: tr(P_a P_b) / d")
         axes[row, 1].set_title(f"{label}: (k_a / d)(k_b / d)")
     fig.suptitle(f"Subspace overlap vs the random-subspace prediction, {title}")
@@ -78,7 +86,15 @@ def text_subspace_figures(store: str | os.PathLike, spectrum: str, nll: str, ove
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for label, g in variants.items():
         values = g["usage"][:]
-        ax.plot(np.arange(1, len(values) + 1), values, label=f"{label} (min/max {values[-1] / values[0]:.2f})")
-    ax.set(xlabel="direction (sorted)", ylabel="texts using the direction", title=f"Dimension usage, {title}")
+        ax.plot(
+            np.arange(1, len(values) + 1),
+            values,
+            label=f"{label} (min/max {values[-1] / values[0]:.2f})",
+        )
+    ax.set(
+        xlabel="direction (sorted)",
+        ylabel="texts using the direction",
+        title=f"Dimension usage, {title}",
+    )
     ax.legend(fontsize=8)
     _save(fig, usage)

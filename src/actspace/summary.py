@@ -4,7 +4,8 @@ Every method writes ``results/summary/{method}.json``::
 
     {"method": ..., "title": ..., "rows": [
         {"quantity": ..., "value": ..., "unit": ..., "model": ..., "setting": ...,
-         "published": ... or null, "study": ... or null, "study_setting": ... or null}]}
+         "published": ... or null, "study": ... or null, "study_setting": ... or null}],
+     "notes": [...]}  (optional: how to read the numbers)
 
 built by each method's own ``summary_rows`` function (``capture.capture_summary``,
 ``textsub.text_subspaces_summary``), and :func:`render_markdown` assembles them into
@@ -18,7 +19,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
 
 
 def write_json(summary: dict[str, Any], out: str | os.PathLike) -> None:
@@ -71,6 +71,9 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
                 + " |"
             )
         lines.append("")
+        lines += [f"- {note}" for note in summary.get("notes", [])]
+        if summary.get("notes"):
+            lines.append("")
     return "\n".join(lines)
 
 

@@ -218,16 +218,21 @@ def analyse_variant(
         bases.append(V)
 
     def nll_at(active: np.ndarray, ks: np.ndarray) -> np.ndarray:
-        return batched_nll(adapter, [texts[i] for i in active], [bases[i] for i in active], ks, batch_size)
+        return batched_nll(
+            adapter, [texts[i] for i in active], [bases[i] for i in active], ks, batch_size
+        )
 
     k_star, passes = binary_search_k(nll_at, baseline, d)
     n_curve = min(curve_texts, len(texts))
     curves = np.full((len(texts), len(grid)), np.nan)
     for i in tqdm(range(n_curve), desc="NLL curves", unit="text", mininterval=5):
-        curves[i] = batched_nll(adapter, [texts[i]] * len(grid), [bases[i]] * len(grid), grid, batch_size)
+        curves[i] = batched_nll(
+            adapter, [texts[i]] * len(grid), [bases[i]] * len(grid), grid, batch_size
+        )
+    # checked only where a full curve exists (the first n_curve texts)
     monotone = np.array(
-        [is_monotone_crossing(grid, curves[i], baseline[i], k_star[i]) for i in range(n_curve)]
-        + [True] * (len(texts) - n_curve)
+        [is_monotone_crossing(grid, curves[i], baseline[i], k_star[i]) for i in range(n_curve)],
+        dtype=bool,
     )
     overlap = overlap_matrix(bases, k_star)
     errors = product_identity_error(overlap, k_star, d)
@@ -282,21 +287,40 @@ def text_subspaces_job(
     for variant in VARIANTS:
         log.info("variant %s", variant)
         results[variant] = analyse_variant(
-            adapter, texts, resid, offsets, variant == "exclude_first", baseline, grid,
-            curve_texts, batch_size,
+            adapter,
+            texts,
+            resid,
+            offsets,
+            variant == "exclude_first",
+            baseline,
+            grid,
+            curve_texts,
+            batch_size,
         )
     tokenizer = adapter.tokenizer
     lines = []
-    bos = np.array([tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id])
+    bos = np.array(
+        [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id]
+    )
     for i in range(min(generate_texts, len(texts))):
         prompt = texts[i][: prompt_lengths[i]]
-        lines += [f"## text {i}", "", "[" + tokenizer.decode(prompt) + "]" + tokenizer.decode(texts[i][prompt_lengths[i]:]), ""]
+        lines += [
+            f"## text {i}",
+            "",
+            "[" + tokenizer.decode(prompt) + "]" + tokenizer.decode(texts[i][prompt_lengths[i] :]),
+            "",
+        ]
         for variant in VARIANTS:
             k = int(results[variant]["k_star"][i])
             P = projector(results[variant]["bases"][i], k)
             for label, start in (("from its prompt", prompt), ("from BOS only", bos)):
                 new = generate_projected(adapter, start, P, generate_tokens)
-                lines += [f"### {variant}, k* = {k} of {d}, {label}", "", tokenizer.decode(start) + "|" + tokenizer.decode(new), ""]
+                lines += [
+                    f"### {variant}, k* = {k} of {d}, {label}",
+                    "",
+                    tokenizer.decode(start) + "|" + tokenizer.decode(new),
+                    "",
+                ]
     Path(generations).parent.mkdir(parents=True, exist_ok=True)
     Path(generations).write_text("\n".join(lines))
     attrs = provenance(
@@ -306,10 +330,15 @@ def text_subspaces_job(
         corpus=acts.attrs["corpus"],
         d_model=d,
         nll="mean nats per token over each text's tokens after the first",
-        variants={"all_positions": "M_t stacks every position (the original study's setting)",
-                  "exclude_first": "M_t without the first position (attention-sink token)"},
+        variants={
+            "all_positions": "M_t stacks every position (the original study's setting)",
+            "exclude_first": "M_t without the first position (attention-sink token)",
+        },
         settings=dict(grid_points=grid_points, curve_texts=curve_texts, batch_size=batch_size),
-        text_labels=[tokenizer.decode(texts[i][: prompt_lengths[i]])[:40].strip() for i in range(min(16, len(texts)))],
+        text_labels=[
+            tokenizer.decode(texts[i][: prompt_lengths[i]])[:40].strip()
+            for i in range(min(16, len(texts)))
+        ],
     )
     with atomic_store(out, attrs) as group:
         group.create_array("tokens", data=tokens)
@@ -319,14 +348,25 @@ def text_subspaces_job(
         group.create_array("k_grid", data=grid)
         for variant, result in results.items():
             target = group if variant == "all_positions" else group.create_group(variant)
-            for name in ("spectra", "k_star", "nll_curves", "curve_monotone", "overlap", "product_error", "usage"):
+            for name in (
+                "spectra",
+                "k_star",
+                "nll_curves",
+                "curve_monotone",
+                "overlap",
+                "product_error",
+                "usage",
+            ):
                 target.create_array(name, data=np.asarray(result[name]))
             target.attrs.update(
                 passes_per_text=result["passes_per_text"],
-                mean_product_error=float(np.nanmean(result["product_error"])) if len(texts) > 1 else None,
+                mean_product_error=(
+                    float(np.nanmean(result["product_error"])) if len(texts) > 1 else None
+                ),
                 usage_min_over_max=float(result["usage"][-1] / result["usage"][0]),
                 mean_k_star_over_d=float(np.mean(result["k_star"]) / d),
                 n_non_monotone=int((~result["curve_monotone"]).sum()),
+                n_curves_checked=int(result["curve_monotone"].size),
             )
     log.info("text subspaces of %d texts written to %s", len(texts), out)
 
@@ -358,7 +398,10 @@ def text_subspaces_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any
         # per-text rows only for texts that continue a prompt (sampled texts start from BOS)
         prompted = int((group["prompt_lengths"][:] > 1).sum())
         labels = attrs.get("text_labels", [])[: min(prompted, 4)]
-        for variant, g in (("all positions", group), ("first position excluded", group["exclude_first"])):
+        for variant, g in (
+            ("all positions", group),
+            ("first position excluded", group["exclude_first"]),
+        ):
             k_star = g["k_star"][:]
             setting = f"{corpus}, {len(k_star)} texts, M_t over {variant}"
             # the study stacked every position; its seed figures are for prompted texts and
@@ -368,19 +411,71 @@ def text_subspaces_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any
             sampled = original and prompted == 0 and len(k_star) >= 100
             for i, label in enumerate(labels):
                 meaning = seeds and label.startswith("I believe the meaning of life")
-                rows.append(_row(f"k*/d, text {i} [{label}]", k_star[i] / d, model, setting,
-                                 2000 / 4096 if meaning else None,
-                                 "meaning-of-life text, Llama3-8B, ~2000 of 4096 dims" if meaning else None))
-            rows.append(_row("mean k*/d", float(np.mean(k_star) / d), model, setting,
-                             0.64 if seeds else None, "four seed texts, Llama3-8B" if seeds else None))
+                rows.append(
+                    _row(
+                        f"k*/d, text {i} [{label}]",
+                        k_star[i] / d,
+                        model,
+                        setting,
+                        2000 / 4096 if meaning else None,
+                        "meaning-of-life text, Llama3-8B, ~2000 of 4096 dims" if meaning else None,
+                    )
+                )
+            rows.append(
+                _row(
+                    "mean k*/d",
+                    float(np.mean(k_star) / d),
+                    model,
+                    setting,
+                    0.64 if seeds else None,
+                    "four seed texts, Llama3-8B" if seeds else None,
+                )
+            )
             if g.attrs.get("mean_product_error") is not None:
-                rows.append(_row("mean relative error of tr(P_a P_b)/d = (k_a/d)(k_b/d)",
-                                 g.attrs["mean_product_error"], model, setting,
-                                 0.01 if seeds else None, "four seed texts, Llama3-8B" if seeds else None))
-            rows.append(_row("least-used / most-used direction", g.attrs["usage_min_over_max"], model, setting,
-                             0.5 if sampled else None,
-                             "~1200 sampled texts, Llama3-8B: least-used direction used by at least half the texts"
-                             if sampled else None))
-            rows.append(_row("texts whose NLL curve is not monotone around k*", g.attrs["n_non_monotone"],
-                             model, setting))
-    return {"method": "text_subspaces", "title": "Text subspaces (per-text SVD of the residual stream)", "rows": rows}
+                rows.append(
+                    _row(
+                        "mean relative error of tr(P_a P_b)/d = (k_a/d)(k_b/d)",
+                        g.attrs["mean_product_error"],
+                        model,
+                        setting,
+                        0.01 if seeds else None,
+                        "four seed texts, Llama3-8B" if seeds else None,
+                    )
+                )
+            rows.append(
+                _row(
+                    "least-used / most-used direction",
+                    g.attrs["usage_min_over_max"],
+                    model,
+                    setting,
+                    0.5 if sampled else None,
+                    (
+                        "~1200 sampled texts, Llama3-8B: least-used direction used by at least half the texts"
+                        if sampled
+                        else None
+                    ),
+                )
+            )
+            rows.append(
+                _row(
+                    f"texts whose NLL curve is not monotone around k* (of {g.attrs['n_curves_checked']} "
+                    "with a curve)",
+                    g.attrs["n_non_monotone"],
+                    model,
+                    setting,
+                )
+            )
+    notes = [
+        "'M_t over all positions' is the original study's setting (it stacked every residual "
+        "vector of the text); published values are shown beside that variant only.",
+        "'first position excluded' drops the first token, whose huge residual norm (the "
+        "attention sink) dominates the first singular direction.",
+        "NLL: mean nats per token over each text's tokens after the first; k* is the smallest "
+        "k with NLL at or below the unprojected NLL, by bisection assuming NLL falls with k.",
+    ]
+    return {
+        "method": "text_subspaces",
+        "title": "Text subspaces (per-text SVD of the residual stream)",
+        "rows": rows,
+        "notes": notes,
+    }
