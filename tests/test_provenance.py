@@ -25,12 +25,17 @@ def test_code_hash_changes_with_an_imported_module(tmp_path, monkeypatch):
     shutil.copytree(provenance.PACKAGE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(provenance, "PACKAGE_ROOT", copy)
     before = provenance.code_hash("actspace.capture")
+    plots_before = provenance.code_hash("actspace.plots")
     summary_before = provenance.code_hash("actspace.summary")
     store = copy / "store.py"
     store.write_text(store.read_text() + "\n# an edit\n")
     assert provenance.code_hash("actspace.capture") != before  # capture imports store
-    assert provenance.code_hash("actspace.summary") != summary_before  # so does summary
+    assert provenance.code_hash("actspace.plots") != plots_before  # so do the plots
+    assert provenance.code_hash("actspace.summary") == summary_before  # summary does not
     adapter = copy / "models" / "adapter.py"
-    summary_now = provenance.code_hash("actspace.summary")
+    plots_now, capture_now = provenance.code_hash("actspace.plots"), provenance.code_hash(
+        "actspace.capture"
+    )
     adapter.write_text(adapter.read_text() + "\n# an edit\n")
-    assert provenance.code_hash("actspace.summary") == summary_now  # summary does not
+    assert provenance.code_hash("actspace.plots") == plots_now  # plots do not use the adapter
+    assert provenance.code_hash("actspace.capture") != capture_now
