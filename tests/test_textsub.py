@@ -153,3 +153,15 @@ def test_generation_under_full_rank_equals_plain_generation(tiny):
     plain = ts.generate_projected(adapter, texts[0][:5], None, 6)
     full = ts.generate_projected(adapter, texts[0][:5], ts.projector(bases[0], 32), 6)
     assert plain == full and len(plain) == 6
+
+
+def test_block_reading_gives_each_texts_own_spectrum():
+    rng = np.random.RandomState(0)
+    lengths = [5, 9, 3, 12, 7]
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    resid = rng.randn(offsets[-1], 3, 8)
+    spectra, bases = ts.text_bases(resid, offsets, exclude_first=True, block_tokens=10)
+    assert len(bases) == 5 and bases[0].dtype == torch.float32
+    for i in range(5):
+        values, _ = ts.right_singular(ts.text_matrix(resid[offsets[i] : offsets[i + 1]], True))
+        np.testing.assert_allclose(spectra[i], values.numpy())

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from actspace.capture import batches
 from actspace.corpora import documents_of
 from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter, load_model
@@ -72,7 +73,7 @@ def overlap_matrix(bases: Sequence[torch.Tensor], ks: Sequence[int]) -> np.ndarr
     out = np.zeros((n, n))
     for a in range(n):
         for b in range(a, n):
-            cross = bases[a][:, : ks[a]].T @ bases[b][:, : ks[b]]
+            cross = bases[a][:, : ks[a]].double().T @ bases[b][:, : ks[b]].double()
             out[a, b] = out[b, a] = float((cross**2).sum())
     return out
 
@@ -89,7 +90,7 @@ def product_identity_error(overlap: np.ndarray, ks: Sequence[int], d: int) -> np
 def usage_spectrum(bases: Sequence[torch.Tensor], ks: Sequence[int]) -> np.ndarray:
     """Squared singular values of [V_{k_1} ... V_{k_N}], descending: the eigenvalues of
     sum_t P_t, i.e. how many texts use each direction."""
-    total = sum(projector(V, k) for V, k in zip(bases, ks))
+    total = sum(projector(V.double(), k) for V, k in zip(bases, ks))
     return np.sort(np.linalg.eigvalsh(total.numpy()))[::-1].clip(min=0.0)
 
 
@@ -198,6 +199,29 @@ def generate_projected(
 
 
 # ----------------------------------------------------------------------------- analysis
+def text_bases(
+    resid: Any, offsets: np.ndarray, exclude_first: bool, block_tokens: int = 4096
+) -> tuple[np.ndarray, list[torch.Tensor]]:
+    """Singular values (n_texts, d) and float32 bases V (d x d each) of every text's M_t.
+
+    Reads the activation store in blocks of consecutive texts (about ``block_tokens``
+    tokens each), so memory holds one block of activations rather than the whole corpus.
+    """
+    spectra, bases = [], []
+    progress = tqdm(total=len(offsets) - 1, desc="SVD of text matrices", unit="text", mininterval=5)
+    for group in batches(offsets, block_tokens):
+        start = offsets[group[0]]
+        block = resid[start : offsets[group[-1] + 1]]
+        for i in group:
+            M = text_matrix(block[offsets[i] - start : offsets[i + 1] - start], exclude_first)
+            values, V = right_singular(M)
+            spectra.append(values.numpy())
+            bases.append(V.float())
+        progress.update(len(group))
+    progress.close()
+    return np.stack(spectra), bases
+
+
 def analyse_variant(
     adapter: ModelAdapter,
     texts: list[np.ndarray],
@@ -211,11 +235,7 @@ def analyse_variant(
 ) -> dict[str, Any]:
     """Spectra, NLL curves, k*, overlaps and usage for one definition of M_t."""
     d = adapter.d_model
-    spectra, bases = [], []
-    for i in tqdm(range(len(texts)), desc="SVD of text matrices", unit="text", mininterval=5):
-        values, V = right_singular(text_matrix(resid[offsets[i] : offsets[i + 1]], exclude_first))
-        spectra.append(values.numpy())
-        bases.append(V)
+    spectra, bases = text_bases(resid, offsets, exclude_first)
 
     def nll_at(active: np.ndarray, ks: np.ndarray) -> np.ndarray:
         return batched_nll(
@@ -237,7 +257,7 @@ def analyse_variant(
     overlap = overlap_matrix(bases, k_star)
     errors = product_identity_error(overlap, k_star, d)
     return {
-        "spectra": np.stack(spectra),
+        "spectra": spectra,
         "k_star": k_star,
         "passes_per_text": passes,
         "nll_curves": curves,
@@ -280,7 +300,7 @@ def text_subspaces_job(
         raise ActspaceError("every text needs at least two tokens to have an NLL")
     prompt_lengths = corpus["prompt_lengths"][:]
     d = adapter.d_model
-    resid = acts["resid"][:]  # (n_tokens, L+1, d); texts are short, a corpus fits in memory
+    resid = acts["resid"]  # read block by block in text_bases
     baseline = batched_nll(adapter, texts, None, None, batch_size)
     grid = k_grid(d, grid_points)
     results = {}
