@@ -269,6 +269,40 @@ def analyse_variant(
     }
 
 
+def write_generations(
+    adapter: ModelAdapter,
+    texts: Sequence[np.ndarray],
+    prompt_lengths: np.ndarray,
+    results: dict[str, dict[str, Any]],
+    n_texts: int,
+    n_tokens: int,
+    path: str | os.PathLike,
+) -> None:
+    """Markdown of the first ``n_texts`` texts regenerated greedily under their P_k*, from
+    their own prompt and from BOS alone, for each variant (the study's sanity check)."""
+    tokenizer = adapter.tokenizer
+    start_id = tokenizer.bos_token_id
+    bos = np.array([start_id if start_id is not None else tokenizer.eos_token_id])
+    lines = []
+    for i in range(min(n_texts, len(texts))):
+        prompt, written = texts[i][: prompt_lengths[i]], texts[i][prompt_lengths[i] :]
+        lines += [
+            f"## text {i}",
+            "",
+            f"[{tokenizer.decode(prompt)}]{tokenizer.decode(written)}",
+            "",
+        ]
+        for variant in VARIANTS:
+            k = int(results[variant]["k_star"][i])
+            P = projector(results[variant]["bases"][i], k)
+            for label, start in (("from its prompt", prompt), ("from BOS only", bos)):
+                new = generate_projected(adapter, start, P, n_tokens)
+                header = f"### {variant}, k* = {k} of {adapter.d_model}, {label}"
+                lines += [header, "", f"{tokenizer.decode(start)}|{tokenizer.decode(new)}", ""]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines))
+
+
 def k_grid(d: int, points: int) -> np.ndarray:
     """Roughly log-spaced k from 1 to d (d included)."""
     grid = np.unique(np.round(np.geomspace(1, d, points)).astype(np.int64))
@@ -317,32 +351,10 @@ def text_subspaces_job(
             curve_texts,
             batch_size,
         )
-    tokenizer = adapter.tokenizer
-    lines = []
-    bos = np.array(
-        [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id]
+    write_generations(
+        adapter, texts, prompt_lengths, results, generate_texts, generate_tokens, generations
     )
-    for i in range(min(generate_texts, len(texts))):
-        prompt = texts[i][: prompt_lengths[i]]
-        lines += [
-            f"## text {i}",
-            "",
-            "[" + tokenizer.decode(prompt) + "]" + tokenizer.decode(texts[i][prompt_lengths[i] :]),
-            "",
-        ]
-        for variant in VARIANTS:
-            k = int(results[variant]["k_star"][i])
-            P = projector(results[variant]["bases"][i], k)
-            for label, start in (("from its prompt", prompt), ("from BOS only", bos)):
-                new = generate_projected(adapter, start, P, generate_tokens)
-                lines += [
-                    f"### {variant}, k* = {k} of {d}, {label}",
-                    "",
-                    tokenizer.decode(start) + "|" + tokenizer.decode(new),
-                    "",
-                ]
-    Path(generations).parent.mkdir(parents=True, exist_ok=True)
-    Path(generations).write_text("\n".join(lines))
+    tokenizer = adapter.tokenizer
     attrs = provenance(
         kind="text_subspaces",
         model=adapter.manifest["name"],
