@@ -13,6 +13,10 @@ import pytest
 from actspace.store import open_store
 from conftest import run_workflow, snapshot, tiny_workflow_config
 
+# jobs downstream of every change: the text-subspace analyses of both corpora, the report
+TEXT_SUBSPACE_JOBS = {"text_subspaces": 2, "text_subspaces_figures": 2, "text_subspaces_summary": 1}
+REPORT_JOBS = {"summary_report": 1, "all": 1}
+
 
 def _jobs_planned(result) -> dict[str, int]:
     """Job counts of a dry run's 'Job stats' table."""
@@ -75,28 +79,16 @@ def test_changing_an_analysis_setting_reruns_that_analysis_only(workdir, tiny_ll
     config = tiny_workflow_config(tiny_llama_dir)
     config["text_subspaces"]["grid_points"] = 5
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
-    assert planned == {
-        "text_subspaces": 2,
-        "text_subspaces_figures": 2,
-        "text_subspaces_summary": 1,
-        "summary_report": 1,
-        "all": 1,
-    }
+    assert planned == TEXT_SUBSPACE_JOBS | REPORT_JOBS
 
 
 def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir, dtype="float16")
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
-    # the two captured corpora, and the text subspaces built on the one of them they use
-    assert planned == {
-        "capture_residuals": 3,
-        "capture_summary": 1,
-        "text_subspaces": 2,
-        "text_subspaces_figures": 2,
-        "text_subspaces_summary": 1,
-        "summary_report": 1,
-        "all": 1,
-    }
+    # the two captured corpora, the continued texts the text subspaces need, and dependents
+    assert (
+        planned == {"capture_residuals": 3, "capture_summary": 1} | TEXT_SUBSPACE_JOBS | REPORT_JOBS
+    )
     upstream = snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora")
     result = run_workflow(workdir, config)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -109,13 +101,10 @@ def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["corpora"]["tiny-prompts"]["prompts"].append("green blue red")  # not in text_subspaces
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
-    assert planned == {
-        "tokenize_corpus": 1,
-        "capture_residuals": 1,
-        "capture_summary": 1,
-        "summary_report": 1,
-        "all": 1,
-    }
+    assert (
+        planned
+        == {"tokenize_corpus": 1, "capture_residuals": 1, "capture_summary": 1} | REPORT_JOBS
+    )
 
 
 def _fails_cleanly(workdir, config, message, env=None):
