@@ -13,6 +13,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/corpora.smk"
 include: "workflow/rules/capture.smk"
 include: "workflow/rules/text_subspaces.smk"
+include: "workflow/rules/weights_svd.smk"
 include: "workflow/rules/summary.smk"
 
 
@@ -22,3 +23,4 @@ rule all:
         "results/summary.md",
         all_capture_stores(),
         all_text_subspace_figures(),
+        all_weights_svd_figures(),

@@ -109,6 +109,14 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "generate_texts": 1,
             "generate_tokens": 3,
         },
+        "weights_svd": {
+            "models": ["tiny"],
+            "k_dirs": 4,
+            "k_tokens": 3,
+            "n_null": 50,
+            "queries": {"pets": ["cat", "dog"]},
+            "edit": {"prompt": "the big", "token": "cat"},
+        },
     }
 
 

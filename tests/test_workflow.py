@@ -138,24 +138,28 @@ def test_empty_prompt_list(workdir, tiny_llama_dir):
     assert "tiny-prompts" in result.stderr
 
 
-def test_missing_gguf_package(workdir, tiny_llama_dir):
+def _with_extra_model(tiny_llama_dir, name, spec):
+    """The tiny config, capturing also model ``name`` defined by ``spec``."""
     config = tiny_workflow_config(tiny_llama_dir)
-    config["models"]["ghost"] = {"source": "package-gguf", "package": "actspace-no-such-package"}
-    config["capture"]["models"] = ["tiny", "ghost"]
+    config["models"][name] = spec
+    config["capture"]["models"] = ["tiny", name]
+    return config
+
+
+def test_missing_gguf_package(workdir, tiny_llama_dir):
+    spec = {"source": "package-gguf", "package": "actspace-no-such-package"}
     _fails_cleanly(
         workdir,
-        config,
+        _with_extra_model(tiny_llama_dir, "ghost", spec),
         "the package 'actspace-no-such-package' that ships the model's GGUF file is not installed",
     )
 
 
 def test_offline_hub_id(workdir, tiny_llama_dir, tmp_path):
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["models"]["hubbed"] = {"source": "hub", "repo_id": "openai-community/gpt2"}
-    config["capture"]["models"] = ["tiny", "hubbed"]
+    spec = {"source": "hub", "repo_id": "openai-community/gpt2"}
     _fails_cleanly(
         workdir,
-        config,
+        _with_extra_model(tiny_llama_dir, "hubbed", spec),
         "cannot fetch model 'hubbed' (openai-community/gpt2@main) from the Hugging Face hub",
         env={"HF_HOME": str(tmp_path / "empty-hf-home")},
     )

@@ -27,6 +27,7 @@ def check_references(config: Mapping[str, Any]) -> None:
     for section in ("capture", "text_subspaces"):
         _check_names(f"{section}.models", config[section]["models"], config, "models")
         _check_names(f"{section}.corpora", config[section]["corpora"], config, "corpora")
+    _check_names("weights_svd.models", config["weights_svd"]["models"], config, "models")
     for name, corpus in config["corpora"].items():
         if corpus["type"] == "prompts":
             for index, prompt in enumerate(corpus["prompts"]):

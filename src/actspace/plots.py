@@ -98,3 +98,87 @@ def text_subspace_figures(
     )
     ax.legend(fontsize=8)
     _save(fig, usage)
+
+
+def weights_svd_figures(
+    store: str | os.PathLike,
+    tables: dict[str, str],
+    edits_csv: str,
+    tokens: str,
+    spectra: str,
+    coherence: str,
+    edits: str,
+) -> None:
+    """Token table, spectra against the control, coherent fractions, edit effects."""
+    import csv
+
+    from actspace.weights_svd import coherent_fractions
+
+    group = open_store(store)
+    settings = group.attrs["settings"]
+    title = group.attrs["model"]
+    kinds = [k for k in group.group_keys() if k != "control"]
+
+    # the token table of the edited matrix (or the first OV head): 8 directions, both ends
+    edit = group.attrs.get("edit") or {}
+    kind = edit.get("kind", "ov")
+    layer, head = edit.get("layer", 0), edit.get("head", 0 if kind == "ov" else -1)
+    with open(tables[kind], encoding="utf-8") as handle:
+        rows = [
+            r for r in csv.DictReader(handle) if int(r["layer"]) == layer and int(r["head"]) == head
+        ]
+    fig, axes = plt.subplots(1, 2, figsize=(16, 6))
+    for ax, sign in zip(axes, ("positive", "negative")):
+        chosen = [r for r in rows if r["sign"] == sign][:8]
+        words = [r["tokens"].split(" | ")[:12] for r in chosen]
+        z = np.array([[float(r["coherence_z"])] * len(w) for r, w in zip(chosen, words)]).T
+        sns.heatmap(
+            z, ax=ax, annot=np.array(words, dtype=object).T, fmt="", cmap="magma", cbar=True
+        )
+        ax.set(xlabel="singular direction", ylabel="top tokens", title=f"{sign} end")
+        ax.set_xticklabels([r["direction"] for r in chosen])
+    where = f"layer {layer} head {head}" if kind == "ov" else f"layer {layer}"
+    fig.suptitle(f"{title}: top tokens of {kind} {where} (colour: coherence z-score)")
+    _save(fig, tokens)
+
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.6))
+    for ax, kind in zip(np.atleast_1d(axes), kinds):
+        for label, key, colour in (
+            ("trained", kind, "C0"),
+            ("Gaussian control", f"control/{kind}", "C3"),
+        ):
+            S = group[f"{key}_S"][:] if label == "trained" else group["control"][f"{kind}_S"][:]
+            S = S.reshape(-1, S.shape[-1])
+            ax.semilogy(S.mean(0), color=colour, label=label)
+        ax.set(title=kind, xlabel="index", ylabel="mean singular value")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{title}: singular value spectra")
+    _save(fig, spectra)
+
+    z = group.attrs["coherence_null"]["threshold_z"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for kind in kinds:
+        axes[0].plot(coherent_fractions(group, kind), label=kind)
+        axes[0].plot(coherent_fractions(group, kind, control=True), ls=":", color="grey")
+        scores = group[kind]["coherence_z"][:]
+        axes[1].plot((scores > z).any(axis=2).mean(0), label=kind)
+    axes[0].set(xlabel="block", ylabel="fraction coherent", title="by block (dotted: control)")
+    axes[1].set(xlabel="singular direction index", ylabel="fraction coherent", title="by direction")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    q = settings["coherent_quantile"]
+    fig.suptitle(f"{title}: coherent directions (top tokens above the random {q:.0%} quantile)")
+    _save(fig, coherence)
+
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    with open(edits_csv, encoding="utf-8") as handle:
+        changes = [float(r["logprob_change"]) for r in csv.DictReader(handle)]
+    if changes:
+        colours = ["C3" if i == edit["target_direction"] else "C0" for i in range(len(changes))]
+        ax.bar(range(len(changes)), changes, color=colours)
+        ax.set(
+            xlabel="removed singular direction",
+            ylabel=f"change in log p({edit['token']!r})",
+            title=f"{title}: rank-1 edits of {edit['kind']} {where} (red: the cued direction)",
+        )
+    _save(fig, edits)

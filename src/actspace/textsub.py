@@ -107,6 +107,7 @@ def binary_search_k(
     lo = np.ones(len(baseline), dtype=np.int64)
     hi = np.full(len(baseline), d, dtype=np.int64)
     steps = 0
+    progress = tqdm(total=int(np.ceil(np.log2(d))), desc="bisection for k*", unit="step")
     while np.any(lo < hi):
         active = np.flatnonzero(lo < hi)
         mid = (lo[active] + hi[active]) // 2
@@ -114,6 +115,8 @@ def binary_search_k(
         hi[active[ok]] = mid[ok]
         lo[active[~ok]] = mid[~ok] + 1
         steps += 1
+        progress.update(1)
+    progress.close()
     return hi, steps
 
 

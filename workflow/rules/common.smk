@@ -89,3 +89,41 @@ def all_text_subspace_figures():
         for corpus in config["text_subspaces"]["corpora"]
         for path in text_subspace_figures(model, corpus).values()
     ]
+
+
+# Matrix kinds whose token tables the weight-SVD rule writes. Every model of a run must
+# share them (gated MLPs have gate/up, GPT-2-style MLPs a single input matrix).
+WEIGHT_KINDS = config["weights_svd"]["kinds"]
+
+
+def weights_svd_settings():
+    """Weight-SVD parameters (a change reruns it)."""
+    keys = (
+        "k_dirs",
+        "k_tokens",
+        "fold_final_norm",
+        "center_unembedding",
+        "n_null",
+        "coherent_quantile",
+        "seed",
+        "queries",
+        "query_threshold",
+        "edit",
+    )
+    return {key: config["weights_svd"][key] for key in keys}
+
+
+def weights_svd_figure_paths(model):
+    """The figure paths of one model (named outputs of the figures rule)."""
+    folder = f"results/weights_svd/{model}/figures"
+    kinds = ("tokens", "spectra", "coherence", "edits")
+    return {kind: f"{folder}/{kind}.png" for kind in kinds}
+
+
+def all_weights_svd_figures():
+    """Figures of every configured model."""
+    return [
+        path
+        for model in config["weights_svd"]["models"]
+        for path in weights_svd_figure_paths(model).values()
+    ]

@@ -21,6 +21,7 @@ rule summary_report:
     input:
         "results/summary/capture.json",
         "results/summary/text_subspaces.json",
+        "results/summary/weights_svd.json",
     output:
         "results/summary.md",
     log:

@@ -1,0 +1,47 @@
+"""Command line: questions answered from stored results without rerunning the pipeline.
+
+    actspace locate --svd results/weights_svd/smollm2-135m/svd.zarr \\
+        --model results/models/smollm2-135m fire flame burning
+
+prints every (matrix, direction, sign) whose singular vector points at the query words
+(SVD tracing, Millidge & Black 2022), best first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from actspace.errors import ActspaceError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="actspace", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    locate = commands.add_parser("locate", help="find singular directions matching query words")
+    locate.add_argument("words", nargs="+", help="query words, e.g. fire flame burning")
+    locate.add_argument("--svd", required=True, help="a weights_svd svd.zarr store")
+    locate.add_argument("--model", required=True, help="the materialised model directory")
+    locate.add_argument("--threshold", type=float, default=0.15, help="cosine threshold")
+    locate.add_argument("--top", type=int, default=20, help="rows to print")
+    args = parser.parse_args(argv)
+
+    from actspace.weights_svd import locate_in_store
+
+    try:
+        hits = locate_in_store(args.svd, args.model, args.words, args.threshold)
+    except ActspaceError as err:
+        print(f"actspace: error: {err}", file=sys.stderr)
+        return 1
+    print(f"{'kind':<9} {'layer':>5} {'head':>4} {'dir':>4} {'sign':<8} {'cosine':>6}")
+    for hit in hits[: args.top]:
+        print(
+            f"{hit['kind']:<9} {hit['layer']:>5} {hit['head']:>4} {hit['direction']:>4} "
+            f"{hit['sign']:<8} {hit['cosine']:>6.3f}"
+        )
+    print(f"{len(hits)} directions above cosine {args.threshold}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Weight SVD: reconstruction, OV rank, token projection, the locator and rank-1 edits."""
+
+import numpy as np
+import pytest
+import torch
+
+from actspace import weights_svd as ws
+from actspace.cli import main as cli_main
+from actspace.models import ModelAdapter
+from actspace.models.sources import write_model_dir
+from actspace.store import open_store
+from conftest import WORDS, build_tiny_model
+
+
+@pytest.fixture(params=["llama", "gpt2"], scope="module")
+def adapter(request):
+    model, tokenizer = build_tiny_model(request.param, seed=3)
+    return ModelAdapter(model, tokenizer)
+
+
+def test_ov_matrix_is_the_folded_value_output_product(adapter):
+    """x_normed W_OV equals the head's contribution to the attention output when the head
+    attends to a single position (the value path, biases aside)."""
+    layer, head = 1, 2
+    W = ws.ov_matrix(adapter, layer, head)
+    weights = adapter.attention_weights(layer)
+    gain = adapter.block_norm_scales(layer)[0]
+    x = torch.randn(3, adapter.d_model)
+    expected = ((x * gain) @ weights.W_V[adapter.kv_head_of(head)]) @ weights.W_O[head]
+    torch.testing.assert_close(x @ W, expected)
+    S = ws.svd(W)[1]
+    # rank d_head: beyond it only float32 rounding of the product (~1e-7 relative)
+    assert int((S > 1e-5 * S[0]).sum()) == adapter.d_head
+
+
+def test_matrices_reconstruct_from_their_svd(adapter):
+    for matrix in ws.weight_matrices(adapter):
+        U, S, Vh = ws.decompose_matrix(matrix)
+        rebuilt = (U * S) @ Vh
+        relative = (rebuilt - matrix.W.double()).norm() / matrix.W.double().norm()
+        assert relative < 1e-6  # W is float32
+        torch.testing.assert_close(U.T @ U, torch.eye(len(S), dtype=U.dtype))
+        torch.testing.assert_close(Vh @ Vh.T, torch.eye(len(S), dtype=U.dtype))
+        if matrix.factors is not None:  # the factored SVD agrees with a dense one
+            dense = ws.svd(matrix.W)[1][: len(S)]
+            torch.testing.assert_close(S, dense, rtol=1e-5, atol=1e-7)
+    kinds = {m.kind for m in ws.weight_matrices(adapter)}
+    assert kinds == set(ws.matrix_kinds(adapter))
+
+
+def test_top_tokens_match_a_direct_projection(adapter):
+    W_U = ws.unembedding(adapter, fold_final_norm=False, center=False)
+    torch.testing.assert_close(W_U, adapter.model.lm_head.weight.double().T)
+    directions = torch.randn(4, adapter.d_model, dtype=torch.float64)
+    ids, scores = ws.top_tokens(directions, W_U, 5)
+    for i in range(4):
+        logits = (directions[i] @ adapter.model.lm_head.weight.detach().double().T).numpy()
+        order = np.argsort(logits)
+        assert ids[i, 0].tolist() == order[::-1][:5].tolist()
+        assert ids[i, 1].tolist() == order[:5].tolist()
+        np.testing.assert_allclose(scores[i, 1].numpy(), -logits[order[:5]])
+    centred = ws.unembedding(adapter, fold_final_norm=True, center=True)
+    torch.testing.assert_close(centred.mean(1), torch.zeros(adapter.d_model, dtype=torch.float64))
+
+
+def test_coherence_of_identical_and_random_token_sets():
+    W_E = torch.randn(50, 16, dtype=torch.float64)
+    same = ws.coherence(torch.tensor([[3, 3, 3, 3]]), ws.unit_embeddings(W_E))
+    assert torch.allclose(same, torch.ones(1, dtype=torch.float64))
+    W_E[:5] = W_E[0] + 0.01 * torch.randn(5, 16, dtype=torch.float64)  # a tight cluster
+    assert ws.coherence(torch.tensor([0, 1, 2, 3, 4]), ws.unit_embeddings(W_E)) > 0.99
+
+
+@pytest.mark.parametrize("kind", ["ov", "mlp_gate", "mlp_out", "mlp_in"])
+def test_rank_one_edit_removes_exactly_one_singular_value(adapter, kind):
+    if kind not in ws.matrix_kinds(adapter):
+        pytest.skip(f"{adapter.family} has no {kind}")
+    layer, head = 1, (1 if kind == "ov" else -1)
+    current = {
+        m.kind: m for m in ws.weight_matrices(adapter) if m.layer == layer and m.head == head
+    }
+    before = {name: p.detach().clone() for name, p in adapter.model.named_parameters()}
+    U, S, Vh = ws.decompose_matrix(current[kind])
+    i = 2
+    with ws.removed_direction(adapter, kind, layer, head, U[:, i], float(S[i]), Vh[i]):
+        edited = [m for m in ws.weight_matrices(adapter) if m.layer == layer and m.head == head]
+        S_new = ws.decompose_matrix({m.kind: m for m in edited}[kind])[1]
+        expected = torch.cat([S[:i], S[i + 1 :], torch.zeros(1, dtype=S.dtype)])
+        torch.testing.assert_close(S_new, expected, rtol=1e-4, atol=1e-5)
+    for name, p in adapter.model.named_parameters():
+        assert torch.equal(p, before[name]), name  # restored bit for bit
+
+
+def _planted_model(tmp_path):
+    """A tiny Llama whose layer 1 head 3 writes (rank 1, large) towards the pseudo-inverse
+    embedding of three planted tokens."""
+    model, tokenizer = build_tiny_model("llama", seed=7)
+    adapter = ModelAdapter(model, tokenizer)
+    planted = ["cat", "dog", "mat"]
+    W_U = ws.unembedding(adapter, False, False)
+    target = ws.query_vector(planted, tokenizer, ws.pseudo_inverse_embedding(W_U)).float()
+    dh = adapter.d_head
+    with torch.no_grad():
+        w = torch.randn(dh)
+        block = model.model.layers[1].self_attn.o_proj.weight
+        block[:, 3 * dh : 4 * dh] = 5.0 * torch.outer(target / target.norm(), w)
+    write_model_dir(model, tokenizer, tmp_path / "planted", "planted", {"source": "local"})
+    return tmp_path / "planted", planted
+
+
+def test_locator_finds_the_planted_matrix(tmp_path):
+    model_dir, planted = _planted_model(tmp_path)
+    kinds = ["ov", "mlp_gate", "mlp_up", "mlp_out"]
+    tables = {kind: str(tmp_path / f"tokens_{kind}.csv") for kind in kinds}
+    ws.weights_svd_job(
+        str(model_dir),
+        str(tmp_path / "svd.zarr"),
+        tables,
+        str(tmp_path / "queries.csv"),
+        str(tmp_path / "edits.csv"),
+        "cpu",
+        k_dirs=8,
+        k_tokens=3,
+        n_null=200,
+        queries={"pets": planted},
+        edit={"prompt": "the big", "token": "cat"},
+    )
+    hits = ws.locate_in_store(tmp_path / "svd.zarr", model_dir, planted, 0.15)
+    best = hits[0]
+    assert (best["kind"], best["layer"], best["head"], best["direction"]) == ("ov", 1, 3, 0)
+    assert best["cosine"] > 0.99
+    rows = (tmp_path / "queries.csv").read_text().splitlines()
+    assert rows[1].startswith("pets,ov,1,3,0,")  # the rule's answer agrees, best first
+    store = open_store(tmp_path / "svd.zarr")
+    assert store["ov_S"].shape == (2, 4, 8) and store["mlp_gate_S"].shape == (2, 32)
+    # the planted direction's top tokens (one of its ends) are the planted words
+    top = store["ov/top_tokens"][1 * 4 + 3, 0]
+    assert {WORDS[t] for t in top[0]} == set(planted) or {WORDS[t] for t in top[1]} == set(planted)
+    # reconstruction from the stored vectors (k_dirs = 8 = d_head: the whole OV matrix)
+    adapter = ModelAdapter(*build_tiny_model("llama", seed=7))
+    U, S, Vh = store["ov/U"][5], store["ov_S"][1, 1], store["ov/Vh"][5]
+    W = ws.ov_matrix(adapter, 1, 1).numpy()
+    np.testing.assert_allclose((U * S) @ Vh, W, rtol=0, atol=1e-5 * np.abs(W).max())
+    assert (
+        cli_main(
+            ["locate", "--svd", str(tmp_path / "svd.zarr"), "--model", str(model_dir)] + planted
+        )
+        == 0
+    )
+
+
+def test_wrong_kinds_are_named(tmp_path):
+    model_dir, _ = _planted_model(tmp_path)
+    with pytest.raises(Exception, match="weights_svd.kinds"):
+        ws.weights_svd_job(
+            str(model_dir),
+            str(tmp_path / "s.zarr"),
+            {"ov": "a", "mlp_in": "b", "mlp_out": "c"},
+            str(tmp_path / "q.csv"),
+            str(tmp_path / "e.csv"),
+            "cpu",
+        )
