@@ -111,3 +111,16 @@ def test_text_subspaces_of_the_seed_texts(ci_profile_run):
         assert (
             results / f"text_subspaces/smollm2-135m/figures/seed-continued.{kind}.png"
         ).is_file()
+
+
+def test_weight_svd_store(ci_profile_run):
+    results = ci_profile_run / "results/weights_svd/smollm2-135m"
+    store = open_store(results / "svd.zarr", ["ov_S", "mlp_gate_S", "mlp_up_S", "mlp_out_S"])
+    assert store["ov_S"].shape == (30, 9, 64)
+    assert store["mlp_gate_S"].shape == (30, 576) and store["mlp_out_S"].shape == (30, 576)
+    assert store["ov/top_tokens"].shape == (270, 8, 2, 20)
+    # grouped-query attention: the three heads sharing a V have different OV spectra
+    assert not np.allclose(store["ov_S"][10, 0], store["ov_S"][10, 1])
+    edit = store.attrs["edit"]
+    assert edit["token"] == " fire" and edit["target_change"] < 0
+    assert (results / "queries.csv").read_text().startswith("query,kind,layer,head")

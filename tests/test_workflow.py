@@ -67,6 +67,13 @@ def test_outputs_of_the_tiny_run(tiny_workflow):
     assert subspaces["k_star"].shape == (2,) and subspaces["overlap"].shape == (2, 2)
     assert (results / "text_subspaces/tiny/figures/tiny-generated.usage.png").stat().st_size > 0
     assert "## Text subspaces" in (results / "summary.md").read_text()
+    svd = open_store(results / "weights_svd/tiny/svd.zarr", ["ov_S", "mlp_gate_S", "mlp_out_S"])
+    assert svd["ov_S"].shape == (2, 4, 8) and svd["mlp_up_S"].shape == (2, 32)
+    for kind in ("ov", "mlp_gate", "mlp_up", "mlp_out"):
+        header = (results / f"weights_svd/tiny/tokens_{kind}.csv").read_text().splitlines()[0]
+        assert header == "layer,head,direction,sign,coherence_z,tokens"
+    assert (results / "weights_svd/tiny/figures/edits.png").stat().st_size > 0
+    assert "## Weight SVD" in (results / "summary.md").read_text()
 
 
 def test_second_run_does_nothing(workdir, tiny_llama_dir):
