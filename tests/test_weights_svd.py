@@ -118,7 +118,6 @@ def test_locator_finds_the_planted_matrix(tmp_path):
         tables,
         str(tmp_path / "queries.csv"),
         str(tmp_path / "edits.csv"),
-        "cpu",
         k_dirs=8,
         k_tokens=3,
         n_null=200,

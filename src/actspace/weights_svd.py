@@ -395,7 +395,6 @@ def weights_svd_job(
     tables: dict[str, str],
     queries_csv: str,
     edits_csv: str,
-    device: str,
     k_dirs: int = 50,
     k_tokens: int = 20,
     fold_final_norm: bool = False,
@@ -407,8 +406,11 @@ def weights_svd_job(
     query_threshold: float = 0.15,
     edit: dict[str, str] | None = None,
 ) -> None:
-    """Decompose every matrix and its control, write the store, tables, queries, edits."""
-    adapter = load_model(model_dir, device="cpu")  # weight work: CPU, float64
+    """Decompose every matrix and its control, write the store, tables, queries, edits.
+
+    Runs on the CPU in float64 whatever the configured device: the work is a few hundred
+    SVDs and 2 x k_dirs forward passes for the edit, not worth a GPU."""
+    adapter = load_model(model_dir, device="cpu")
     if sorted(tables) != sorted(matrix_kinds(adapter)):
         raise ActspaceError(
             f"weights_svd.kinds is {sorted(tables)}, but model {adapter.manifest['name']!r} has "

@@ -17,7 +17,6 @@ rule weights_svd:
     params:
         kinds=WEIGHT_KINDS,
         settings=weights_svd_settings(),
-        device=DEVICE,
         code=code_hash("actspace.weights_svd"),
     script:
         "../scripts/weights_svd.py"

@@ -10,6 +10,5 @@ with job(snakemake):
         dict(zip(snakemake.params.kinds, snakemake.output.tables)),
         snakemake.output.queries,
         snakemake.output.edits,
-        device=snakemake.params.device,
         **snakemake.params.settings,
     )
