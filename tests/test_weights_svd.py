@@ -6,6 +6,7 @@ import torch
 
 from actspace import weights_svd as ws
 from actspace.cli import main as cli_main
+from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter
 from actspace.models.sources import write_model_dir
 from actspace.store import open_store
@@ -150,12 +151,11 @@ def test_locator_finds_the_planted_matrix(tmp_path):
 
 def test_wrong_kinds_are_named(tmp_path):
     model_dir, _ = _planted_model(tmp_path)
-    with pytest.raises(Exception, match="weights_svd.kinds"):
+    with pytest.raises(ActspaceError, match="weights_svd.kinds"):
         ws.weights_svd_job(
             str(model_dir),
             str(tmp_path / "s.zarr"),
             {"ov": "a", "mlp_in": "b", "mlp_out": "c"},
             str(tmp_path / "q.csv"),
             str(tmp_path / "e.csv"),
-            "cpu",
         )
