@@ -650,11 +650,6 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
         "directions (not random token sets: with tied embeddings any direction's top tokens "
         "resemble each other). The paper labelled directions by hand and with a language "
         "model; this automatic score is a stand-in, so compare trained against control.",
-        "Finding on SmolLM2-135M: the score does not separate trained from control matrices, "
-        "although token tables show semantic directions (e.g. OV layer 27 head 2, direction 0: "
-        "wildfire, snow, fire, tsunami, tornado, hurricane, storm against meals, rations, "
-        "grain, diet, salads). Embedding cosines of this small model do not capture those "
-        "clusters, so the paper's coherence claim is not yet tested here.",
     ]
     return {
         "method": "weights_svd",
