@@ -17,7 +17,7 @@ def test_closure_follows_imports_transitively():
         "actspace",
     ):
         assert module in closure
-    assert "actspace.summary" not in closure
+    assert "actspace.textsub" not in closure and "actspace.plots" not in closure
 
 
 def test_code_hash_changes_with_an_imported_module(tmp_path, monkeypatch):

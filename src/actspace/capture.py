@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from actspace.corpora import documents_of, read_corpus
 from actspace.models import ModelAdapter, load_model
+from actspace.summary import row
 from actspace.store import atomic_store, compressors_for, open_store, provenance, stored_bytes
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,16 @@ def batches(offsets: np.ndarray, batch_tokens: int) -> Iterator[list[int]]:
         yield batch
 
 
+def right_pad(docs: Sequence[np.ndarray], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids (batch, longest) right-padded with ``pad_id``, and the attention mask."""
+    ids = torch.full((len(docs), max(len(doc) for doc in docs)), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, doc in enumerate(docs):
+        ids[row, : len(doc)] = torch.from_numpy(np.asarray(doc, dtype=np.int64))
+        mask[row, : len(doc)] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int) -> torch.Tensor:
     """Residual stream of a batch of documents, (sum of lengths, n_layers + 1, d_model).
@@ -61,11 +72,7 @@ def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: in
     causal mask keeps real tokens from seeing padding; padding rows are dropped.
     """
     lengths = [len(doc) for doc in docs]
-    ids = torch.full((len(docs), max(lengths)), pad_id, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, doc in enumerate(docs):
-        ids[row, : len(doc)] = torch.from_numpy(doc.astype(np.int64))
-        mask[row, : len(doc)] = 1
+    ids, mask = right_pad(docs, pad_id)
     names = residual_hook_names(adapter.n_layers)
     _, cache = adapter.run_with_cache(
         ids.to(adapter.device), names, attention_mask=mask.to(adapter.device), logits=False
@@ -212,18 +219,7 @@ def capture_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
             ("capture throughput", "tokens_per_s", "tokens/s"),
             ("storage per activation", "bytes_per_activation", "bytes"),
         ):
-            rows.append(
-                {
-                    "quantity": quantity,
-                    "value": attrs[key],
-                    "unit": unit,
-                    "model": attrs["model"],
-                    "setting": setting,
-                    "published": None,
-                    "study": None,
-                    "study_setting": None,
-                }
-            )
+            rows.append(row(quantity, attrs[key], attrs["model"], setting, unit=unit))
     return {
         "method": "capture",
         "title": "Residual-stream capture (pipeline figures)",

@@ -112,12 +112,12 @@ def weights_svd_figures(
     """Token table, spectra against the control, coherent fractions, edit effects."""
     import csv
 
-    from actspace.weights_svd import coherent_fractions
+    from actspace.weights_svd import coherent_fractions, stored_kinds
 
     group = open_store(store)
     settings = group.attrs["settings"]
     title = group.attrs["model"]
-    kinds = [k for k in group.group_keys() if k != "control"]
+    kinds = stored_kinds(group)
 
     # the token table of the edited matrix (or the first OV head): 8 directions, both ends
     edit = group.attrs.get("edit") or {}

@@ -21,6 +21,29 @@ from pathlib import Path
 from typing import Any
 
 
+def row(
+    quantity: str,
+    value: Any,
+    model: str,
+    setting: str,
+    unit: str = "",
+    published: Any = None,
+    study: str | None = None,
+    study_setting: str | None = None,
+) -> dict[str, Any]:
+    """One row of a method's summary: a headline number beside the published one."""
+    return {
+        "quantity": quantity,
+        "value": value,
+        "unit": unit,
+        "model": model,
+        "setting": setting,
+        "published": published,
+        "study": study,
+        "study_setting": study_setting,
+    }
+
+
 def write_json(summary: dict[str, Any], out: str | os.PathLike) -> None:
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(summary, indent=2) + "\n")

@@ -29,11 +29,12 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from actspace.capture import batches
+from actspace.capture import batches, right_pad
 from actspace.corpora import documents_of
 from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter, load_model
 from actspace.store import atomic_store, open_store, provenance
+from actspace.summary import row
 
 log = logging.getLogger(__name__)
 
@@ -150,12 +151,7 @@ def projected_nll(
     ``projectors`` is (batch, d, d), one per text, or None for the unprojected model. Texts
     are right-padded; padding is masked out of the loss.
     """
-    lengths = [len(t) for t in texts]
-    ids = torch.zeros((len(texts), max(lengths)), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, text in enumerate(texts):
-        ids[row, : len(text)] = torch.as_tensor(text.astype(np.int64))
-        mask[row, : len(text)] = 1
+    ids, mask = right_pad(texts, pad_id=0)  # padding is masked out of the loss
     ids, mask = ids.to(adapter.device), mask.to(adapter.device)
     hooks = {} if projectors is None else _projection_hooks(adapter, projectors.to(adapter.device))
     with adapter.hooks(hooks):
@@ -410,17 +406,10 @@ def text_subspaces_job(
 STUDY = "tailcalled 2024, 'Each Llama3-8b text uses a different random subspace'"
 
 
-def _row(quantity, value, model, setting, published=None, study_setting=None, unit=""):
-    return {
-        "quantity": quantity,
-        "value": value,
-        "unit": unit,
-        "model": model,
-        "setting": setting,
-        "published": published,
-        "study": STUDY if published is not None else None,
-        "study_setting": study_setting,
-    }
+def _row(quantity, value, model, setting, published=None, study_setting=None):
+    """A summary row; the study is named where a published value stands beside ours."""
+    study = STUDY if published is not None else None
+    return row(quantity, value, model, setting, "", published, study, study_setting)
 
 
 def text_subspaces_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter, load_model
 from actspace.store import atomic_store, open_store, provenance
+from actspace.summary import row
 
 log = logging.getLogger(__name__)
 
@@ -538,6 +539,15 @@ def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fields: list
 
 
 # ----------------------------------------------------------------------------- reading back
+KIND_ORDER = ("ov", "mlp_in", "mlp_gate", "mlp_up", "mlp_out")
+
+
+def stored_kinds(store: Any) -> list[str]:
+    """The matrix kinds a store holds, in forward order (ov, MLP inputs, mlp_out)."""
+    present = set(store.group_keys())
+    return [kind for kind in KIND_ORDER if kind in present]
+
+
 def coherent_fractions(store: Any, kind: str, control: bool = False) -> np.ndarray:
     """Fraction of coherent directions per layer, (n_layers,): either end's coherence above
     the null's quantile (a random direction has one such end with probability ~2(1-q))."""
@@ -564,7 +574,7 @@ def locate_in_store(
     W_U = unembedding(adapter, settings["fold_final_norm"], settings["center_unembedding"])
     vector = query_vector(words, adapter.tokenizer, pseudo_inverse_embedding(W_U))
     hits = []
-    for kind in [k for k in store.group_keys() if k != "control"]:
+    for kind in stored_kinds(store):
         group = store[kind]
         index = np.array([(kind, *row) for row in group["index"][:]], dtype=object)
         hits += locate(vector, torch.as_tensor(group["directions"][:]), index, threshold)
@@ -583,7 +593,7 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
         model = store.attrs["model"]
         q = store.attrs["settings"]["coherent_quantile"]
         k = store.attrs["settings"]["k_dirs"]
-        for kind in [k for k in store.group_keys() if k != "control"]:
+        for kind in stored_kinds(store):
             trained = coherent_fractions(store, kind)
             control = coherent_fractions(store, kind, control=True)
             later = slice(len(trained) // 2, None)
@@ -602,18 +612,10 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     ("trained", trained, published, study),
                     ("Gaussian control", control, None, None),
                 ):
-                    rows.append(
-                        {
-                            "quantity": f"coherent fraction, {kind}, {scope}, {label}",
-                            "value": float(values[part].mean()),
-                            "unit": "",
-                            "model": model,
-                            "setting": setting,
-                            "published": pub,
-                            "study": STUDY if pub else None,
-                            "study_setting": stu,
-                        }
-                    )
+                    quantity = f"coherent fraction, {kind}, {scope}, {label}"
+                    study_name = STUDY if pub else None
+                    value = float(values[part].mean())
+                    rows.append(row(quantity, value, model, setting, "", pub, study_name, stu))
         edit = store.attrs.get("edit") or {}
         if edit:
             where = f"{edit['kind']} layer {edit['layer']}" + (
@@ -628,22 +630,12 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
                 ),
                 ("rank of the cued direction's effect (1 = largest drop)", edit["target_rank"]),
             ):
-                rows.append(
-                    {
-                        "quantity": quantity,
-                        "value": value,
-                        "unit": "nats" if "change" in quantity else "",
-                        "model": model,
-                        "setting": setting,
-                        "published": "largest drop" if quantity.startswith("rank") else None,
-                        "study": STUDY if quantity.startswith("rank") else None,
-                        "study_setting": (
-                            "'fire' direction of GPT2-medium L22 H3"
-                            if quantity.startswith("rank")
-                            else None
-                        ),
-                    }
-                )
+                unit = "nats" if "change" in quantity else ""
+                if quantity.startswith("rank"):
+                    published = ("largest drop", STUDY, "'fire' direction of GPT2-medium L22 H3")
+                else:
+                    published = (None, None, None)
+                rows.append(row(quantity, value, model, setting, unit, *published))
     notes = [
         "Coherent: the mean pairwise cosine similarity of the embeddings of a direction's top "
         "tokens, at either end, is above the given quantile of the same score for random "
