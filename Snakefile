@@ -14,6 +14,7 @@ include: "workflow/rules/corpora.smk"
 include: "workflow/rules/capture.smk"
 include: "workflow/rules/text_subspaces.smk"
 include: "workflow/rules/weights_svd.smk"
+include: "workflow/rules/toys.smk"
 include: "workflow/rules/summary.smk"
 
 
@@ -24,3 +25,4 @@ rule all:
         all_capture_stores(),
         all_text_subspace_figures(),
         all_weights_svd_figures(),
+        all_toy_outputs(),

@@ -81,7 +81,10 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
 def tiny_workflow_config(model_path: Path, **capture) -> dict:
     """Config running the whole DAG on the tiny local model (overrides config/config.yaml)."""
     return {
-        "models": {"tiny": {"source": "local", "path": str(model_path)}},
+        "models": {
+            "tiny": {"source": "local", "path": str(model_path)},
+            "tiny-toy": {"source": "toy", "toy": "tiny-copy"},
+        },
         "corpora": {
             "tiny-prompts": {
                 "type": "prompts",
@@ -117,7 +120,23 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "queries": {"pets": ["cat", "dog"]},
             "edit": {"prompt": "the big", "token": "cat"},
         },
+        "toys": {"train": ["tiny-copy", "tiny-bigram"], "specs": TINY_TOYS},
     }
+
+
+TINY_TOYS = {
+    "tiny-copy": {
+        "task": {"kind": "copy", "vocab": 12, "min_len": 3, "max_len": 6, "long_len": [7, 8]},
+        "model": {"n_layers": 2, "n_heads": 2, "d_model": 16, "n_positions": 20},
+        "train": {"steps": 20, "batch_size": 8, "checkpoints": 3, "eval_sequences": 16},
+    },
+    "tiny-bigram": {
+        "task": {"kind": "bigram-copy", "vocab": 4, "min_len": 5, "max_len": 8},
+        "model": {"n_layers": 2, "n_heads": 2, "d_model": 16, "n_positions": 20},
+        "train": {"steps": 10, "batch_size": 8, "checkpoints": 2, "eval_sequences": 16},
+        "search": {"n_layers": [1, 2], "n_heads": [2], "d_model": [8]},
+    },
+}
 
 
 def run_workflow(

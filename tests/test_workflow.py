@@ -114,6 +114,48 @@ def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
     )
 
 
+def test_toy_outputs_of_the_tiny_run(tiny_workflow):
+    toys = tiny_workflow / "results/toys"
+    rows = (toys / "tiny-copy/metrics.csv").read_text().splitlines()
+    assert (
+        rows[0]
+        == "step,loss,accuracy,accuracy_long,train_loss,seconds,induction_score,prev_token_score"
+    )
+    assert [int(r.split(",")[0]) for r in rows[1:]] == [0, 4, 20]  # log-spaced, 0 and last
+    steps = sorted(p.name for p in (toys / "tiny-copy/checkpoints").iterdir())
+    assert steps == ["step-000000", "step-000004", "step-000020"]
+    manifest = json.loads((toys / "tiny-copy/checkpoints/step-000004/manifest.json").read_text())
+    assert manifest["attn_only"] and manifest["source"]["step"] == 4
+    header = (toys / "tiny-bigram/metrics.csv").read_text().splitlines()[0]
+    assert header.endswith("induction_score,prev_token_score,bigram_score,decoy_mass")
+    search = (toys / "tiny-bigram/search.csv").read_text().splitlines()
+    assert len(search) == 3 and search[0].startswith("n_layers,n_heads,d_model,params")
+    for toy in ("tiny-copy", "tiny-bigram"):
+        for figure in ("training", "attention"):
+            assert (toys / f"{toy}/figures/{figure}.png").stat().st_size > 0
+    assert "## Toy copy transformers" in (tiny_workflow / "results/summary.md").read_text()
+
+
+def test_a_toy_is_an_ordinary_model_of_the_pipeline(workdir, tiny_llama_dir):
+    """The trained toy materialises, samples a corpus and has its residuals captured."""
+    target = "results/activations/tiny-toy/tiny-generated.zarr"
+    result = run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), target)
+    assert result.returncode == 0, result.stderr[-2000:]
+    manifest = json.loads((workdir / "results/models/tiny-toy/manifest.json").read_text())
+    assert manifest["attn_only"] and manifest["architecture"] == "GPT2LMHeadModel"
+    store = open_store(workdir / target, ["resid", "tokens"])
+    assert store["resid"].shape == (store["tokens"].shape[0], 3, 16)
+    assert int(store["tokens"][:].max()) < 16  # 12 data tokens + 4 specials
+
+
+def test_changing_a_toy_retrains_that_toy_only(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["toys"]["specs"]["tiny-bigram"]["train"]["steps"] = 12
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    toy_jobs = {"train_toy": 1, "toy_figures": 1, "toy_search": 1, "toys_summary": 1}
+    assert planned == toy_jobs | REPORT_JOBS
+
+
 def _fails_cleanly(workdir, config, message, env=None):
     before = snapshot(workdir / "results")
     result = run_workflow(workdir, config, env=env)

@@ -182,3 +182,59 @@ def weights_svd_figures(
             title=f"{title}: rank-1 edits of {edit['kind']} {where} (red: the cued direction)",
         )
     _save(fig, edits)
+
+
+def toy_training_figure(history: str | os.PathLike, metrics: str | os.PathLike, out) -> None:
+    """Held-out loss and sequence accuracy over training steps (the phase change), with the
+    best head scores at each checkpoint."""
+    import pandas as pd
+
+    log, ckpt = pd.read_csv(history), pd.read_csv(metrics)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(log["step"], log["loss"], label="held-out")
+    axes[0].plot(log["step"], log["train_loss"], label="train (EMA)", alpha=0.7)
+    axes[0].set(xlabel="step", ylabel="copy loss (nats/token)", yscale="log", title="loss")
+    axes[0].legend()
+    axes[1].plot(log["step"], log["accuracy"], label="in distribution")
+    if "accuracy_long" in log:
+        axes[1].plot(log["step"], log["accuracy_long"], label="longer sequences")
+    axes[1].set(xlabel="step", ylabel="sequence accuracy", ylim=(-0.02, 1.02), title="accuracy")
+    axes[1].legend()
+    scores = [c for c in ("induction_score", "prev_token_score", "bigram_score", "decoy_mass")]
+    for column in scores:
+        if column in ckpt:
+            axes[2].plot(ckpt["step"], ckpt[column], marker="o", ms=3, label=column)
+    axes[2].set(xlabel="step (checkpoints)", ylabel="best head", ylim=(-0.02, 1.02))
+    axes[2].set_title("head scores")
+    axes[2].legend(fontsize=7)
+    _save(fig, out)
+
+
+def toy_attention_figure(
+    attentions: list[np.ndarray], labels: list[str], title: str, out: str | os.PathLike
+) -> None:
+    """Every head's attention pattern on one sequence (rows: layers, columns: heads)."""
+    n_layers, n_heads = len(attentions), attentions[0].shape[0]
+    size = 0.16 * len(labels) + 1.5
+    fig, axes = plt.subplots(
+        n_layers, n_heads, figsize=(size * n_heads, size * n_layers), squeeze=False
+    )
+    for layer, attn in enumerate(attentions):
+        for head in range(n_heads):
+            ax = axes[layer][head]
+            sns.heatmap(
+                attn[head],
+                ax=ax,
+                cmap="viridis",
+                vmin=0,
+                vmax=1,
+                square=True,
+                cbar=head == n_heads - 1,
+                xticklabels=labels,
+                yticklabels=labels,
+            )
+            ax.set_title(f"layer {layer + 1}, head {head}")
+            ax.tick_params(labelsize=5)
+            ax.set(xlabel="key", ylabel="query")
+    fig.suptitle(title)
+    _save(fig, out)

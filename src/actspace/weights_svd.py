@@ -58,7 +58,9 @@ class WeightMatrix:
 
 
 def matrix_kinds(adapter: ModelAdapter) -> list[str]:
-    """The kinds of matrix this architecture has."""
+    """The kinds of matrix this architecture has (only ``ov`` for attention-only toys)."""
+    if adapter.attn_only:
+        return ["ov"]
     inputs = ["mlp_gate", "mlp_up"] if adapter.gated_mlp else ["mlp_in"]
     return ["ov", *inputs, "mlp_out"]
 
@@ -83,6 +85,8 @@ def weight_matrices(adapter: ModelAdapter) -> list[WeightMatrix]:
         for head in range(adapter.n_heads):
             left, right = ov_factors(adapter, layer, head)
             matrices.append(WeightMatrix("ov", layer, head, left @ right, True, (left, right)))
+        if adapter.attn_only:
+            continue
         mlp = adapter.mlp_weights(layer)
         gain = adapter.block_norm_scales(layer)[1][:, None]
         inputs = {"mlp_gate": mlp.W_gate, "mlp_up": mlp.W_up, "mlp_in": mlp.W_in}

@@ -16,6 +16,7 @@ THREADS = config["resources"]["threads"]
 wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     corpus=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    toy=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 def model_spec(wildcards):
@@ -26,6 +27,14 @@ def model_spec(wildcards):
 def corpus_spec(wildcards):
     """The config entry of the corpus a job works on."""
     return config["corpora"][wildcards.corpus]
+
+
+def toy_model_input(wildcards):
+    """A toy source's trained model directory (no input for other sources)."""
+    spec = model_spec(wildcards)
+    if spec["source"] != "toy":
+        return {}
+    return {"toy": f"results/toys/{spec['toy']}/model"}
 
 
 def model_mem_mb(wildcards):
@@ -127,3 +136,58 @@ def all_weights_svd_figures():
         for model in config["weights_svd"]["models"]
         for path in weights_svd_figure_paths(model).values()
     ]
+
+
+def trained_toys():
+    """Spec of every toy the default target trains (config.toys.train)."""
+    toys = config.get("toys", {})
+    return {name: toys["specs"][name] for name in toys.get("train", [])}
+
+
+def toy_entry(wildcards):
+    """The config entry of the toy a job trains or plots."""
+    return config["toys"]["specs"][wildcards.toy]
+
+
+def toy_outputs(toy):
+    """Training outputs of one toy (named as in rule train_toy)."""
+    folder = f"results/toys/{toy}"
+    return {
+        "model": f"{folder}/model",
+        "checkpoints": f"{folder}/checkpoints",
+        "metrics": f"{folder}/metrics.csv",
+        "history": f"{folder}/training_log.csv",
+        "heads": f"{folder}/heads.csv",
+    }
+
+
+def toy_figure_paths(toy):
+    """The two figures of one toy (named outputs of rule toy_figures)."""
+    folder = f"results/toys/{toy}/figures"
+    return {"training": f"{folder}/training.png", "attention": f"{folder}/attention.png"}
+
+
+def all_toy_outputs():
+    """Metrics, figures and (where configured) the architecture search of every toy."""
+    paths = []
+    for toy, entry in trained_toys().items():
+        paths += [toy_outputs(toy)["metrics"], *toy_figure_paths(toy).values()]
+        if "search" in entry:
+            paths.append(f"results/toys/{toy}/search.csv")
+    return paths
+
+
+def toys_summary_inputs(wildcards):
+    """What the toys summary reads: every toy's metrics and heads, and searches."""
+    inputs = {}
+    for toy, entry in trained_toys().items():
+        inputs[f"{toy}.metrics"] = toy_outputs(toy)["metrics"]
+        inputs[f"{toy}.heads"] = toy_outputs(toy)["heads"]
+        if "search" in entry:
+            inputs[f"{toy}.search"] = f"results/toys/{toy}/search.csv"
+    return inputs
+
+
+def toys_summary_json():
+    """The toys' summary, when the config trains any toys."""
+    return ["results/summary/toys.json"] if trained_toys() else []

@@ -1,4 +1,6 @@
 rule materialise_model:
+    input:
+        unpack(toy_model_input),
     output:
         directory("results/models/{model}"),
     log:

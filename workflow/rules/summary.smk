@@ -22,6 +22,7 @@ rule summary_report:
         "results/summary/capture.json",
         "results/summary/text_subspaces.json",
         "results/summary/weights_svd.json",
+        toys_summary_json(),
     output:
         "results/summary.md",
     log:

@@ -4,4 +4,5 @@ from actspace.jobs import job
 from actspace.models.sources import materialise
 
 with job(snakemake):
-    materialise(snakemake.wildcards.model, snakemake.params.spec, snakemake.output[0])
+    toy_dir = getattr(snakemake.input, "toy", None)
+    materialise(snakemake.wildcards.model, snakemake.params.spec, snakemake.output[0], toy_dir)

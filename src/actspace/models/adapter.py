@@ -195,6 +195,17 @@ class ModelAdapter:
             self._norms = [
                 (block.input_layernorm, block.post_attention_layernorm) for block in self.blocks
             ]
+        if attn_only:
+            self._check_attn_only()
+
+    def _check_attn_only(self) -> None:
+        """An attention-only model must have MLPs that write exactly zero (all weights zero)."""
+        for layer, mlp in enumerate(self._mlp):
+            if any(bool(param.detach().any()) for param in mlp.parameters()):
+                raise ActspaceError(
+                    f"the model is marked attention-only (manifest attn_only: true) but the MLP "
+                    f"of block {layer} has non-zero weights"
+                )
 
     # ------------------------------------------------------------------ shapes and weights
     @property
@@ -260,6 +271,8 @@ class ModelAdapter:
 
     def mlp_weights(self, layer: int) -> MLPWeights:
         """Input and output weights of block ``layer``'s MLP (row-vector convention)."""
+        if self.attn_only:
+            raise ActspaceError("an attention-only model has no MLP weights")
         mlp = self._mlp[layer]
         if self.family == "gpt2":
             return MLPWeights(

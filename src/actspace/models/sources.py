@@ -10,7 +10,12 @@ Sources (``config.models.<name>.source``):
 ``hub``
     a Hugging Face hub id with a revision (needs network).
 ``local``
-    a directory holding ``config.json`` and safetensors weights.
+    a directory holding ``config.json`` and safetensors weights (with ``tokenizer: copy-task``,
+    one that ships no tokenizer, such as a decompiling_transformers toy, gets the copy-task
+    word-level tokenizer; its ``training_args.bin`` is never read).
+``toy``
+    a toy transformer trained by the pipeline (``config.toys``, module :mod:`actspace.toys`);
+    its ``attn_only`` flag carries over into the manifest.
 
 Output: ``<out>/`` with config.json, model.safetensors (or shards), tokenizer files and
 ``manifest.json`` (architecture facts, dtype, sha256 of the weights, the source spec).
@@ -110,6 +115,20 @@ def _load_hub(name: str, spec: dict[str, Any], dtype: torch.dtype):
         ) from err
 
 
+def copy_task_tokenizer(config: Any):
+    """The word-level tokenizer of a copy-task toy whose config has V data tokens + 4 specials."""
+    from actspace.models.tokenizers import word_level_tokenizer
+
+    vocab = config.vocab_size - 4
+    if vocab < 1:
+        raise ActspaceError(f"vocab_size {config.vocab_size} is too small for a copy-task toy")
+    return word_level_tokenizer(
+        [str(i) for i in range(vocab)],
+        specials=("<bos>", "<sep>", "<eos>", "<pad>"),
+        unk=None,
+    )
+
+
 def _load_local(name: str, spec: dict[str, Any], dtype: torch.dtype):
     folder = Path(spec["path"]).expanduser()
     if not (folder / "config.json").is_file():
@@ -119,6 +138,13 @@ def _load_local(name: str, spec: dict[str, Any], dtype: torch.dtype):
             f"model {name!r}: {folder} has no *.safetensors weights "
             "(actspace never unpickles .bin/.pt files; convert them to safetensors)"
         )
+    if spec.get("tokenizer") == "copy-task":
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=dtype, use_safetensors=True, trust_remote_code=False
+        )
+        return model, copy_task_tokenizer(model.config)
     return _load_pretrained(str(folder), spec, dtype)
 
 
@@ -160,11 +186,22 @@ def write_model_dir(
     return manifest
 
 
-def materialise(name: str, spec: dict[str, Any], out: str | os.PathLike) -> dict[str, Any]:
-    """Fetch or convert model ``name`` per its config ``spec`` into ``out``; return the manifest."""
+def materialise(
+    name: str, spec: dict[str, Any], out: str | os.PathLike, toy_dir: str | None = None
+) -> dict[str, Any]:
+    """Fetch or convert model ``name`` per its config ``spec`` into ``out``; return the manifest.
+
+    ``toy_dir`` is the trained toy's directory (``results/toys/{toy}/model``) for toy sources.
+    """
     dtype = DTYPES[spec.get("dtype", "float32")]
     source = spec["source"]
-    if source == "package-gguf":
+    attn_only = False
+    if source == "toy":
+        if toy_dir is None:
+            raise ActspaceError(f"model {name!r}: a toy source needs the trained toy's directory")
+        attn_only = bool(read_manifest(toy_dir).get("attn_only", False))
+        model, tokenizer = _load_pretrained(str(toy_dir), {}, dtype)
+    elif source == "package-gguf":
         model, tokenizer = _load_package_gguf(spec, dtype)
     elif source == "hub":
         model, tokenizer = _load_hub(name, spec, dtype)
@@ -173,7 +210,7 @@ def materialise(name: str, spec: dict[str, Any], out: str | os.PathLike) -> dict
     else:
         raise ActspaceError(f"model {name!r}: unknown source {source!r}")
     describe(model.config)  # fail early, naming the architecture, if it is unsupported
-    manifest = write_model_dir(model, tokenizer, Path(out), name, spec)
+    manifest = write_model_dir(model, tokenizer, Path(out), name, spec, attn_only=attn_only)
     log.info(
         "materialised %s: %s, %d layers, d_model %d, sha256 %s",
         name,

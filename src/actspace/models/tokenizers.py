@@ -14,17 +14,23 @@ from transformers import PreTrainedTokenizerFast
 
 def word_level_tokenizer(
     words: Sequence[str],
+    specials: Sequence[str] = ("<bos>", "<eos>", "<pad>", "<unk>"),
     bos: str = "<bos>",
     eos: str = "<eos>",
     pad: str = "<pad>",
-    unk: str = "<unk>",
+    unk: str | None = "<unk>",
     add_bos: bool = True,
 ) -> PreTrainedTokenizerFast:
-    """Whitespace-split tokenizer: ``words`` get ids 0..len-1, then the special tokens.
+    """Whitespace-split tokenizer: ``words`` get ids 0..len-1, then ``specials`` in order.
 
-    With ``add_bos`` every encoded text starts with ``bos`` (as a pretrained LM's would).
+    ``bos``, ``eos``, ``pad`` (and ``unk`` unless None) must be among ``specials``; with
+    ``unk=None`` an unknown word is an error rather than a token. With ``add_bos`` every
+    encoded text starts with ``bos`` (as a pretrained LM's would).
     """
-    specials = [bos, eos, pad, unk]
+    roles = [bos, eos, pad] + ([unk] if unk is not None else [])
+    missing = [token for token in roles if token not in specials]
+    if missing:
+        raise ValueError(f"special tokens {missing} are not in specials {list(specials)}")
     vocab = {word: index for index, word in enumerate([*words, *specials])}
     if len(vocab) != len(words) + len(specials):
         raise ValueError("tokenizer words must be unique and distinct from the special tokens")
@@ -34,6 +40,12 @@ def word_level_tokenizer(
         backend.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", special_tokens=[(bos, vocab[bos])]
         )
+    others = [token for token in specials if token not in roles]
     return PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk
+        tokenizer_object=backend,
+        bos_token=bos,
+        eos_token=eos,
+        pad_token=pad,
+        unk_token=unk,
+        additional_special_tokens=others,
     )

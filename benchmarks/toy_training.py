@@ -1,0 +1,63 @@
+"""Toy training benchmark: wall time of each configured toy against the 5-minute budget.
+
+Trains every toy of ``toys.train`` in a config (default: config/config.yaml) with its own
+settings, in one process on the given threads, and reports seconds, steps per second and the
+ratio to the 5-minute budget of the toys issue (budget ratio < 1 passes). The one-layer
+control trains the same task with half the layers, so its time is the natural peer: the
+ratio column divides each toy's time per step by the control's.
+
+    python benchmarks/toy_training.py --threads 2
+
+Result on the development machine (2 CPU cores): see README "Toy transformers".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from actspace.toys import ToySpec, train
+
+BUDGET_S = 300.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peer", default="toy-copy-1layer", help="toy whose s/step is 1.0")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    toys = yaml.safe_load(args.config.read_text())["toys"]
+    rows = {}
+    for name in toys["train"]:
+        spec = ToySpec.from_config(name, toys["specs"][name])
+        started = time.perf_counter()
+        _, metrics, _ = train(spec.task, spec.arch, spec.settings, progress=False)
+        seconds = time.perf_counter() - started
+        rows[name] = {
+            "steps": spec.settings.steps,
+            "seconds": seconds,
+            "s_per_step": seconds / spec.settings.steps,
+            "accuracy": metrics[-1]["accuracy"],
+        }
+    peer = rows.get(args.peer, next(iter(rows.values())))["s_per_step"]
+    print(
+        f"{'toy':<18} {'steps':>6} {'seconds':>8} {'budget':>7} {'s/step vs peer':>15} {'acc':>6}"
+    )
+    for name, row in rows.items():
+        print(
+            f"{name:<18} {row['steps']:>6} {row['seconds']:>8.1f} "
+            f"{row['seconds'] / BUDGET_S:>7.2f} {row['s_per_step'] / peer:>15.2f} "
+            f"{row['accuracy']:>6.3f}"
+        )
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""Toy copy transformers: data, head scores on hand-built patterns, model format, training."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from actspace.errors import ActspaceError
+from actspace.models.sources import load_model, materialise
+from actspace.toys import (
+    CopyTask,
+    ToyArchitecture,
+    TrainSettings,
+    bigram_targets,
+    build_toy_model,
+    checkpoint_steps,
+    has_unique_bigrams,
+    head_scores,
+    induction_targets,
+    make_batch,
+    make_sequence,
+    toy_tokenizer,
+    train,
+    unique_bigram_walk,
+)
+
+COPY = CopyTask("copy", vocab=10, min_len=3, max_len=6)
+BIGRAM = CopyTask("bigram-copy", vocab=3, min_len=6, max_len=8)
+
+
+def one_hot_pattern(width: int, pick) -> torch.Tensor:
+    """(1, 1, T, T) attention: query q puts all its mass on key pick(q) (or on itself)."""
+    attn = torch.zeros(1, 1, width, width)
+    for q in range(width):
+        attn[0, 0, q, pick(q)] = 1.0
+    return attn
+
+
+def test_sequence_layout_and_loss_mask():
+    x = np.array([4, 7, 1])
+    tokens, target = make_sequence(COPY, x)
+    assert tokens.tolist() == [10, 4, 7, 1, 11, 4, 7, 1, 12]  # <bos> x <sep> x <eos>
+    assert target.tolist() == [False] * 5 + [True] * 4
+    two = CopyTask("copy", 10, 3, 6, repetitions=2)
+    tokens, target = make_sequence(two, x)
+    assert tokens.tolist() == [10, 4, 7, 1, 11, 4, 7, 1, 11, 4, 7, 1, 12]
+    assert len(tokens) == two.sequence_length(3)
+    assert target.sum() == 8  # both copies, the separator between them and <eos>
+
+
+def test_generated_data_obeys_the_task():
+    rng = np.random.default_rng(0)
+    batch = make_batch(COPY, rng, 200)
+    for row, length in zip(batch.tokens, batch.lengths):
+        x = row[1 : 1 + length].tolist()
+        assert len(set(x)) == len(x) and max(x) < COPY.vocab
+        assert row[2 + length : 2 + 2 * length].tolist() == x
+    assert set(batch.lengths.tolist()) == set(range(3, 7))
+    for length in range(2, 10):
+        walk = unique_bigram_walk(rng, 3, length).tolist()
+        assert has_unique_bigrams(walk) and len(walk) == length
+    with pytest.raises(ActspaceError):
+        unique_bigram_walk(rng, 2, 6)  # only 4 bigrams over 2 tokens
+
+
+def test_induction_and_prev_token_scores_on_hand_built_patterns():
+    tokens, _ = make_sequence(COPY, np.array([4, 7, 1, 3]))
+    batch = torch.from_numpy(tokens)[None]
+    lengths = torch.tensor([4])
+    width = len(tokens)  # <bos> 4 7 1 3 <sep> 4 7 1 3 <eos>: copy at 6..9
+    # perfect induction head: copy position q (token x_i at 6+i) attends to x_{i+1} at 2+i
+    induction = one_hot_pattern(width, lambda q: q - 4 if 6 <= q <= 9 else q)
+    scores = head_scores(induction, batch, lengths, COPY.vocab)
+    assert scores["induction_score"].item() == pytest.approx(1.0)
+    # perfect previous-token head
+    prev = one_hot_pattern(width, lambda q: max(q - 1, 0))
+    scores = head_scores(prev, batch, lengths, COPY.vocab)
+    assert scores["prev_token_score"].item() == pytest.approx(1.0)
+    assert scores["induction_score"].item() == pytest.approx(0.0)
+    # uniform causal attention: query q spreads 1/(q+1); induction targets of the 4 copy
+    # queries are single keys, so the score is the mean of 1/(q+1) over q = 6..9
+    uniform = torch.tril(torch.ones(width, width))
+    uniform = (uniform / uniform.sum(-1, keepdim=True))[None, None]
+    scores = head_scores(uniform, batch, lengths, COPY.vocab)
+    expected = np.mean([1 / (q + 1) for q in range(6, 10)])
+    assert scores["induction_score"].item() == pytest.approx(expected)
+    assert scores["prev_token_score"].item() == pytest.approx(np.mean([1 / 3, 1 / 4, 1 / 5]))
+    # the last query (x_3 in the copy) has no j+1 < q target once j+1 == q... check the masks
+    targets = induction_targets(batch, COPY.vocab)[0]
+    assert targets.any(-1).nonzero().flatten().tolist() == [6, 7, 8, 9]
+    assert targets[9].nonzero().flatten().tolist() == [5]  # x_3's successor is <sep>
+
+
+def test_bigram_score_and_decoy_mass():
+    x = np.array([0, 1, 0, 2, 1, 1])  # bigrams 01 10 02 21 11: unique; tokens repeat
+    assert has_unique_bigrams(x.tolist())
+    tokens, _ = make_sequence(BIGRAM, x)  # <bos>=3 at 0, x at 1..6, <sep> at 7, copy at 8..13
+    batch = torch.from_numpy(tokens)[None]
+    lengths = torch.tensor([len(x)])
+    targets = bigram_targets(batch, BIGRAM.vocab)[0]
+    queries = targets.any(-1).nonzero().flatten().tolist()
+    assert queries == [9, 10, 11, 12, 13]  # every copy position but the first (after <sep>)
+    # query 11 holds x_3=0... (copy index 3 at 8+3=11: token 2, bigram (0, 2) at x_2, x_3)
+    assert targets[11].nonzero().flatten().tolist() == [5]  # x_4 at position 5
+    # a head that puts 0.7 on the bigram target and 0.3 on one plain-induction decoy
+    width = len(tokens)
+    induction = induction_targets(batch, BIGRAM.vocab)[0]
+    attn = torch.zeros(1, 1, width, width)
+    for q in range(width):
+        attn[0, 0, q, q] = 1.0
+    decoy_queries = 0
+    for q in queries:
+        attn[0, 0, q] = 0
+        decoys = (induction[q] & ~targets[q]).nonzero().flatten().tolist()
+        target = targets[q].nonzero().flatten().item()
+        if decoys:
+            attn[0, 0, q, target], attn[0, 0, q, decoys[0]] = 0.7, 0.3
+            decoy_queries += 1
+        else:
+            attn[0, 0, q, target] = 1.0
+    scores = head_scores(attn, batch, lengths, BIGRAM.vocab)
+    n = len(queries)
+    assert decoy_queries > 0
+    assert scores["bigram_score"].item() == pytest.approx(
+        (0.7 * decoy_queries + n - decoy_queries) / n
+    )
+    assert scores["decoy_mass"].item() == pytest.approx(0.3 * decoy_queries / n)
+
+
+def test_checkpoint_steps_are_log_spaced_with_ends():
+    steps = checkpoint_steps(3000, 12)
+    assert steps[0] == 0 and steps[-1] == 3000 and 1 in steps
+    ratios = np.diff(np.log(steps[1:]))
+    assert len(steps) <= 12 and ratios.max() < 1.2
+
+
+TINY = dict(steps=30, batch_size=16, checkpoints=4, eval_sequences=32, eval_every=10)
+
+
+def test_same_seed_same_weights_and_attention_only_is_exact():
+    arch = ToyArchitecture(n_layers=2, n_heads=2, d_model=16, n_positions=16)
+    first, metrics, history = train(COPY, arch, TrainSettings(**TINY), progress=False)
+    second, _, _ = train(COPY, arch, TrainSettings(**TINY), progress=False)
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+    other, _, _ = train(COPY, arch, TrainSettings(**{**TINY, "seed": 1}), progress=False)
+    assert not torch.equal(first.transformer.wte.weight, other.transformer.wte.weight)
+    assert [row["step"] for row in metrics] == checkpoint_steps(30, 4)
+    assert history[0]["step"] == 0 and history[-1]["step"] == 30
+    for block in first.transformer.h:  # MLPs stayed zero through training
+        assert all(not p.any() for p in block.mlp.parameters())
+    assert metrics[-1]["loss"] < metrics[0]["loss"]
+
+
+def test_toy_directory_is_an_ordinary_pipeline_model(tmp_path):
+    from actspace.models.sources import write_model_dir
+
+    arch = ToyArchitecture(n_layers=2, n_heads=2, d_model=16, n_positions=16)
+    model = build_toy_model(COPY, arch, seed=0)
+    write_model_dir(model, toy_tokenizer(COPY), tmp_path / "toy", "toy", {"source": "toy"}, True)
+    manifest = materialise(
+        "toy-copy", {"source": "toy", "toy": "t"}, tmp_path / "m", tmp_path / "toy"
+    )
+    assert manifest["attn_only"] is True and manifest["vocab_size"] == 14
+    adapter = load_model(tmp_path / "m")
+    assert adapter.attn_only
+    ids = adapter.tokenizer("4 7 1 <sep> 4", return_tensors="pt").input_ids
+    assert ids.tolist() == [[10, 4, 7, 1, 11, 4]]
+    _, cache = adapter.run_with_cache(ids, adapter.hook_names())
+    for layer in range(2):
+        assert not cache[f"blocks.{layer}.hook_mlp_out"].any()
+    with pytest.raises(ActspaceError, match="no MLP weights"):
+        adapter.mlp_weights(0)
+    from actspace.weights_svd import matrix_kinds, weight_matrices
+
+    assert matrix_kinds(adapter) == ["ov"]
+    assert {m.kind for m in weight_matrices(adapter)} == {"ov"}
+    # a manifest claiming attention-only over non-zero MLPs is refused
+    torch.nn.init.normal_(adapter.model.transformer.h[0].mlp.c_proj.weight)
+    from actspace.models import ModelAdapter
+
+    with pytest.raises(ActspaceError, match="non-zero"):
+        ModelAdapter(adapter.model, adapter.tokenizer, attn_only=True)
+
+
+def test_decompiling_transformers_layout_loads_without_unpickling(tmp_path):
+    """config.json + model.safetensors + training_args.bin (never read), no tokenizer files."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    folder = tmp_path / "unique_copy-@2l1h64d3lr01drop"
+    folder.mkdir()
+    config = GPT2Config(
+        vocab_size=24,
+        n_positions=50,
+        n_embd=16,
+        n_layer=2,
+        n_head=1,
+        bos_token_id=20,
+        eos_token_id=22,
+        pad_token_id=23,
+    )
+    model = GPT2LMHeadModel(config).eval()
+    state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}
+    save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(config.to_dict()))
+    (folder / "training_args.bin").write_bytes(b"\x80\x04not a pickle to be read")
+    spec = {"source": "local", "path": str(folder), "tokenizer": "copy-task"}
+    materialise("decompiled", spec, tmp_path / "m")
+    adapter = load_model(tmp_path / "m")
+    ids = adapter.tokenizer("3 19 <sep> 3", return_tensors="pt").input_ids
+    assert ids.tolist() == [[20, 3, 19, 21, 3]]
+    with torch.no_grad():
+        expected = model(ids).logits
+    assert torch.allclose(adapter.model(ids).logits, expected, atol=1e-5)
+    assert not adapter.attn_only
