@@ -31,11 +31,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peer", default="toy-copy-1layer", help="toy whose s/step is 1.0")
+    parser.add_argument("--toys", nargs="*", help="toys to train (default: toys.train)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     toys = yaml.safe_load(args.config.read_text())["toys"]
     rows = {}
-    for name in toys["train"]:
+    for name in args.toys or toys["train"]:
         spec = ToySpec.from_config(name, toys["specs"][name])
         started = time.perf_counter()
         _, metrics, _ = train(spec.task, spec.arch, spec.settings, progress=False)
