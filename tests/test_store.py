@@ -55,3 +55,14 @@ def test_damaged_stores_are_named(tmp_path):
         group.create_array("x", data=np.ones(3))
     with pytest.raises(ActspaceError, match="lacks the arrays \\['resid'\\]"):
         open_store(path, ["x", "resid"])
+
+
+def test_write_csv_columns_format_and_no_temp_left(tmp_path):
+    from actspace.store import write_csv
+
+    out = tmp_path / "sub" / "table.csv"
+    write_csv(out, [{"a": 1, "b": 0.123456789}, {"a": 2, "c": "x"}], float_format=".3g")
+    assert out.read_text().splitlines() == ["a,b,c", "1,0.123,", "2,,x"]
+    write_csv(out, [{"a": 1, "b": 2}], fields=["b", "a"])
+    assert out.read_text().splitlines() == ["b,a", "2,1"]
+    assert [p.name for p in out.parent.iterdir()] == ["table.csv"]

@@ -9,6 +9,7 @@ and the arrays they need, and name the store when something is wrong.
 from __future__ import annotations
 
 import contextlib
+import csv
 import os
 import shutil
 import warnings
@@ -118,3 +119,32 @@ def open_store(path: str | os.PathLike, arrays: Sequence[str] = ()) -> zarr.Grou
 def stored_bytes(path: str | os.PathLike) -> int:
     """Bytes the store occupies on disk (all chunk and metadata files)."""
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def write_csv(
+    path: str | os.PathLike,
+    rows: Sequence[Mapping[str, Any]],
+    fields: Sequence[str] | None = None,
+    float_format: str | None = None,
+) -> None:
+    """Rows of dicts as a CSV table, written under a temporary name and renamed when complete.
+
+    Columns are ``fields``, else every key in first-seen order; ``float_format`` (e.g.
+    ``".6g"``) formats float cells.
+    """
+    if fields is None:
+        fields = list(dict.fromkeys(key for row in rows for key in row))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(fields))
+        writer.writeheader()
+        for row in rows:
+            if float_format is not None:
+                row = {
+                    k: format(v, float_format) if isinstance(v, float) else v
+                    for k, v in row.items()
+                }
+            writer.writerow(row)
+    os.replace(tmp, target)

@@ -48,7 +48,7 @@ from torch import nn
 from actspace.errors import ActspaceError
 from actspace.models.sources import write_model_dir
 from actspace.models.tokenizers import word_level_tokenizer
-from actspace.store import atomic_directory
+from actspace.store import atomic_directory, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +241,7 @@ def _pooled(attn: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
     ``attn`` (B, H, T, T), ``targets`` (B, T, T) -> (H,), NaN where no query qualifies.
     """
-    mass = (attn * targets[:, None].to(attn.dtype)).sum(-1)  # (B, H, T)
-    queries = targets.any(-1)  # (B, T)
-    count = queries.sum()
-    if count == 0:
-        return torch.full((attn.shape[1],), float("nan"))
-    return (mass * queries[:, None].to(attn.dtype)).sum((0, 2)) / count
+    return _pooled_over(attn, targets, targets.any(-1))
 
 
 def head_scores(
@@ -269,7 +264,8 @@ def head_scores(
 
 
 def _pooled_over(attn: torch.Tensor, targets: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
-    """Like :func:`_pooled` but averaged over the given queries (also those with no target)."""
+    """Attention mass on ``targets`` per head, averaged over ``queries`` (B, T), including
+    queries that have no target."""
     count = queries.sum()
     if count == 0:
         return torch.full((attn.shape[1],), float("nan"))
@@ -547,25 +543,8 @@ class ToySpec:
         }
 
 
-def write_csv(rows: Sequence[dict[str, Any]], out: str | os.PathLike) -> None:
-    """Rows of dicts as CSV (columns in first-seen order), written via a temp file."""
-    columns: list[str] = []
-    for row in rows:
-        columns += [key for key in row if key not in columns]
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(
-                {k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()}
-            )
-    os.replace(tmp, path)
-
-
 def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a CSV written by :func:`write_csv`, numbers parsed."""
+    """Rows of a CSV table (as :func:`actspace.store.write_csv` writes them), numbers parsed."""
 
     def parse(value: str) -> Any:
         for kind in (int, float):
@@ -618,9 +597,9 @@ def train_toy_job(
     seconds = time.perf_counter() - started
     write_model_dir(trained, tokenizer, Path(model), name, spec.source(), spec.arch.attn_only)
     columns = [c for c in METRIC_COLUMNS if c in rows[0]] + score_keys
-    write_csv([{c: row[c] for c in columns} for row in rows], metrics)
-    write_csv(log_rows, history)
-    write_csv(rows[-1]["heads"], heads)
+    write_csv(metrics, [{c: row[c] for c in columns} for row in rows], float_format=".6g")
+    write_csv(history, log_rows, float_format=".6g")
+    write_csv(heads, rows[-1]["heads"], float_format=".6g")
     final = rows[-1]
     log.info(
         "%s: %d steps in %.0f s; held-out accuracy %.4f, %s",
@@ -677,7 +656,7 @@ def toy_search_job(name: str, entry: dict[str, Any], out: str) -> None:
             }
         )
     rows.sort(key=lambda row: (row["params"], row["n_layers"], row["n_heads"]))
-    write_csv(rows, out)
+    write_csv(out, rows, float_format=".6g")
 
 
 @torch.no_grad()

@@ -22,7 +22,6 @@ arbitrary, and both the positive and the negative direction carry meaning.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -36,7 +35,7 @@ from tqdm.auto import tqdm
 
 from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter, load_model
-from actspace.store import atomic_store, open_store, provenance
+from actspace.store import atomic_store, open_store, provenance, write_csv
 from actspace.summary import row
 
 log = logging.getLogger(__name__)
@@ -444,7 +443,7 @@ def weights_svd_job(
                 vector, torch.as_tensor(result["directions"]), index, query_threshold
             ):
                 hits.append({"query": name, **hit})
-    _write_csv(queries_csv, hits, ["query", "kind", "layer", "head", "direction", "sign", "cosine"])
+    write_csv(queries_csv, hits, ["query", "kind", "layer", "head", "direction", "sign", "cosine"])
 
     edit_attrs = {}
     edit_rows = []
@@ -471,7 +470,7 @@ def weights_svd_job(
             "median_other_change": float(np.median(others)),
             "target_rank": int((changes < changes[target]).sum()) + 1,
         }
-    _write_csv(edits_csv, edit_rows, ["kind", "layer", "head", "direction", "logprob_change"])
+    write_csv(edits_csv, edit_rows, ["kind", "layer", "head", "direction", "logprob_change"])
 
     attrs = provenance(
         kind="weights_svd",
@@ -531,15 +530,7 @@ def write_token_tables(
                             "tokens": " | ".join(repr(w)[1:-1] for w in words),
                         }
                     )
-        _write_csv(path, rows, ["layer", "head", "direction", "sign", "coherence_z", "tokens"])
-
-
-def _write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fields: list[str]) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+        write_csv(path, rows, ["layer", "head", "direction", "sign", "coherence_z", "tokens"])
 
 
 # ----------------------------------------------------------------------------- reading back
