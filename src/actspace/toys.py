@@ -47,13 +47,13 @@ from torch import nn
 
 from actspace.errors import ActspaceError
 from actspace.models.sources import write_model_dir
-from actspace.models.tokenizers import word_level_tokenizer
+from actspace.models.tokenizers import COPY_TASK_SPECIALS, copy_task_tokenizer
 from actspace.store import atomic_directory, write_csv
 
 log = logging.getLogger(__name__)
 
 TASKS = ("copy", "bigram-copy")
-SPECIALS = ("<bos>", "<sep>", "<eos>", "<pad>")
+SPECIALS = COPY_TASK_SPECIALS
 SCORES = ("induction_score", "prev_token_score", "bigram_score", "decoy_mass")
 
 
@@ -288,9 +288,7 @@ class ToyArchitecture:
 
 def toy_tokenizer(task: CopyTask):
     """Word-level tokenizer: data tokens "0".."V-1", then ``<bos> <sep> <eos> <pad>``."""
-    return word_level_tokenizer(
-        [str(i) for i in range(task.vocab)], specials=SPECIALS, unk=None, add_bos=True
-    )
+    return copy_task_tokenizer(task.vocab)
 
 
 def build_toy_model(task: CopyTask, arch: ToyArchitecture, seed: int) -> nn.Module:

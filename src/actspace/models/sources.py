@@ -115,20 +115,6 @@ def _load_hub(name: str, spec: dict[str, Any], dtype: torch.dtype):
         ) from err
 
 
-def copy_task_tokenizer(config: Any):
-    """The word-level tokenizer of a copy-task toy whose config has V data tokens + 4 specials."""
-    from actspace.models.tokenizers import word_level_tokenizer
-
-    vocab = config.vocab_size - 4
-    if vocab < 1:
-        raise ActspaceError(f"vocab_size {config.vocab_size} is too small for a copy-task toy")
-    return word_level_tokenizer(
-        [str(i) for i in range(vocab)],
-        specials=("<bos>", "<sep>", "<eos>", "<pad>"),
-        unk=None,
-    )
-
-
 def _load_local(name: str, spec: dict[str, Any], dtype: torch.dtype):
     folder = Path(spec["path"]).expanduser()
     if not (folder / "config.json").is_file():
@@ -144,7 +130,15 @@ def _load_local(name: str, spec: dict[str, Any], dtype: torch.dtype):
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=dtype, use_safetensors=True, trust_remote_code=False
         )
-        return model, copy_task_tokenizer(model.config)
+        from actspace.models.tokenizers import COPY_TASK_SPECIALS, copy_task_tokenizer
+
+        vocab = model.config.vocab_size - len(COPY_TASK_SPECIALS)
+        if vocab < 1:
+            raise ActspaceError(
+                f"model {name!r}: vocab_size {model.config.vocab_size} is too small for a "
+                "copy-task toy"
+            )
+        return model, copy_task_tokenizer(vocab)
     return _load_pretrained(str(folder), spec, dtype)
 
 

@@ -49,3 +49,14 @@ def word_level_tokenizer(
         unk_token=unk,
         additional_special_tokens=others,
     )
+
+
+COPY_TASK_SPECIALS = ("<bos>", "<sep>", "<eos>", "<pad>")
+
+
+def copy_task_tokenizer(vocab: int) -> PreTrainedTokenizerFast:
+    """The tokenizer of a copy-task toy (decompiling_transformers convention): data tokens
+    "0".."V-1", then ``<bos> <sep> <eos> <pad>``; no unknown token."""
+    return word_level_tokenizer(
+        [str(i) for i in range(vocab)], specials=COPY_TASK_SPECIALS, unk=None, add_bos=True
+    )
