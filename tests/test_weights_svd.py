@@ -1,5 +1,7 @@
 """Weight SVD: reconstruction, OV rank, token projection, the locator and rank-1 edits."""
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -64,12 +66,42 @@ def test_top_tokens_match_a_direct_projection(adapter):
     torch.testing.assert_close(centred.mean(1), torch.zeros(adapter.d_model, dtype=torch.float64))
 
 
-def test_coherence_of_identical_and_random_token_sets():
-    W_E = torch.randn(50, 16, dtype=torch.float64)
-    same = ws.coherence(torch.tensor([[3, 3, 3, 3]]), ws.unit_embeddings(W_E))
-    assert torch.allclose(same, torch.ones(1, dtype=torch.float64))
-    W_E[:5] = W_E[0] + 0.01 * torch.randn(5, 16, dtype=torch.float64)  # a tight cluster
-    assert ws.coherence(torch.tensor([0, 1, 2, 3, 4]), ws.unit_embeddings(W_E)) > 0.99
+def test_neighbourhood_radius_matches_a_sort_of_all_cosines():
+    W_E = torch.randn(300, 16, dtype=torch.float64)
+    hoods = ws.token_neighbourhoods(W_E, k=7, chunk=64)  # several chunks
+    unit = torch.nn.functional.normalize(W_E, dim=1)
+    cos = unit @ unit.T
+    cos.fill_diagonal_(-2.0)
+    expected = cos.sort(dim=1, descending=True).values[:, 6]
+    torch.testing.assert_close(hoods.radius.double(), expected, rtol=0, atol=1e-5)
+
+
+def test_coherence_of_identical_clustered_and_random_token_sets():
+    generator = torch.Generator().manual_seed(0)
+    W_E = torch.randn(2000, 32, generator=generator, dtype=torch.float64)
+    W_E[:5] = W_E[0] + 0.01 * torch.randn(5, 32, generator=generator, dtype=torch.float64)
+    hoods = ws.token_neighbourhoods(W_E, k=20)
+    assert ws.coherence(torch.tensor([[3, 3, 3, 3]]), hoods).item() == 1.0
+    assert ws.coherence(torch.tensor([0, 1, 2, 3, 4]), hoods).item() == 1.0  # a tight cluster
+    # random sets: each pair is a neighbour with probability k / (vocab - 1)
+    sets = torch.randint(5, 2000, (4000, 10), generator=generator)
+    expected = 20 / 1999
+    assert abs(ws.coherence(sets, hoods).mean().item() - expected) < 0.2 * expected
+
+
+def test_coherence_ignores_a_shared_offset_that_swamps_cosines():
+    """Anisotropy: a large common component makes every mean cosine ~1, but a clustered set
+    still stands out from a random one in neighbourhood coherence."""
+    generator = torch.Generator().manual_seed(1)
+    W_E = torch.randn(1000, 32, generator=generator, dtype=torch.float64)
+    W_E[:6] = W_E[0] + 0.2 * torch.randn(6, 32, generator=generator, dtype=torch.float64)
+    W_E += 20.0 * torch.randn(32, generator=generator, dtype=torch.float64)
+    hoods = ws.token_neighbourhoods(W_E, k=10)
+    cosines = hoods.unit @ hoods.unit.T
+    assert cosines.min() > 0.9
+    clustered = ws.coherence(torch.arange(6), hoods).item()
+    random_sets = ws.coherence(torch.randint(6, 1000, (500, 6), generator=generator), hoods)
+    assert clustered > 0.9 and random_sets.mean() < 0.05
 
 
 @pytest.mark.parametrize("kind", ["ov", "mlp_gate", "mlp_out", "mlp_in"])
@@ -129,6 +161,12 @@ def test_locator_finds_the_planted_matrix(tmp_path):
     best = hits[0]
     assert (best["kind"], best["layer"], best["head"], best["direction"]) == ("ov", 1, 3, 0)
     assert best["cosine"] > 0.99
+    edits = list(csv.DictReader(open(tmp_path / "edits.csv", encoding="utf-8")))
+    candidates = open_store(tmp_path / "svd.zarr").attrs["edit"]["candidates"]
+    assert len(edits) == 8 * len(candidates)  # every direction of every candidate matrix
+    assert sum(int(r["cued"]) for r in edits) == len(candidates)
+    planted_head = [c for c in candidates if (c["kind"], c["layer"], c["head"]) == ("ov", 1, 3)]
+    assert planted_head and planted_head[0]["target_direction"] == 0
     rows = (tmp_path / "queries.csv").read_text().splitlines()
     assert rows[1].startswith("pets,ov,1,3,0,")  # the rule's answer agrees, best first
     store = open_store(tmp_path / "svd.zarr")
@@ -147,6 +185,22 @@ def test_locator_finds_the_planted_matrix(tmp_path):
         )
         == 0
     )
+
+
+def test_edit_candidates_pick_one_direction_per_matrix_best_rank_first():
+    ids = np.zeros((3, 4, 2, 5), dtype=int)  # (matrices, directions, signs, tokens)
+    ids[0, 2, 1, 4] = 7  # matrix 0: token 7 at the bottom of direction 2's negative end
+    ids[0, 3, 0, 0] = 7  # ... and at the top of direction 3: that one is kept
+    ids[2, 1, 0, 1] = 7
+    results = {
+        "ov": {"top_tokens": ids, "S": np.ones((3, 4))},
+        "mlp_out": {"top_tokens": np.zeros((1, 4, 2, 5), dtype=int), "S": np.ones((1, 4))},
+        "mlp_up": {"top_tokens": np.full((1, 4, 2, 5), 7), "S": np.ones((1, 4))},  # reads only
+    }
+    assert ws.edit_candidates(results, 7, limit=5) == [("ov", 0, 3), ("ov", 2, 1)]
+    assert ws.edit_candidates(results, 7, limit=1) == [("ov", 0, 3)]
+    with pytest.raises(ActspaceError, match="no stored top-token list"):
+        ws.edit_candidates(results, 8, limit=5)
 
 
 def test_wrong_kinds_are_named(tmp_path):

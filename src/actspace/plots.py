@@ -170,17 +170,36 @@ def weights_svd_figures(
     fig.suptitle(f"{title}: coherent directions (top tokens above the random {q:.0%} quantile)")
     _save(fig, coherence)
 
-    fig, ax = plt.subplots(figsize=(8, 3.6))
+    # rank-1 edits: the best candidate matrix in full, and every candidate's cued rank
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.8), width_ratios=(3, 2))
     with open(edits_csv, encoding="utf-8") as handle:
-        changes = [float(r["logprob_change"]) for r in csv.DictReader(handle)]
+        changes = [
+            float(r["logprob_change"])
+            for r in csv.DictReader(handle)
+            if edit
+            and (r["kind"], int(r["layer"]), int(r["head"]))
+            == (edit["kind"], edit["layer"], edit["head"])
+        ]
     if changes:
         colours = ["C3" if i == edit["target_direction"] else "C0" for i in range(len(changes))]
-        ax.bar(range(len(changes)), changes, color=colours)
-        ax.set(
+        axes[0].bar(range(len(changes)), changes, color=colours)
+        axes[0].set(
             xlabel="removed singular direction",
             ylabel=f"change in log p({edit['token']!r})",
-            title=f"{title}: rank-1 edits of {edit['kind']} {where} (red: the cued direction)",
+            title=f"{edit['kind']} {where} (red: the cued direction)",
         )
+        candidates = edit["candidates"]
+        labels = [
+            f"{c['kind']} L{c['layer']}" + (f"H{c['head']}" if c["kind"] == "ov" else "")
+            for c in candidates
+        ]
+        axes[1].barh(labels, [c["target_rank"] for c in candidates], color="C3")
+        axes[1].invert_yaxis()
+        axes[1].set(
+            xlabel=f"rank of the cued direction's drop (1 = largest of {len(changes)})",
+            title="every matrix with a cued direction",
+        )
+        fig.suptitle(f"{title}: rank-1 edits, prompt {edit['prompt']!r}")
     _save(fig, edits)
 
 

@@ -165,22 +165,56 @@ def top_tokens(
     return torch.cat(ids), torch.cat(scores)
 
 
-def unit_embeddings(W_E: torch.Tensor) -> torch.Tensor:
-    """Token embeddings scaled to unit length (float32: cosines need no more)."""
-    return torch.nn.functional.normalize(W_E.float(), dim=1)
+@dataclass(frozen=True)
+class TokenNeighbourhoods:
+    """Unit token embeddings and each token's neighbourhood radius: the cosine similarity of
+    its ``k``-th nearest other token."""
+
+    unit: torch.Tensor  # (vocab, d)
+    radius: torch.Tensor  # (vocab,)
+    k: int
 
 
-def coherence(token_ids: torch.Tensor, unit: torch.Tensor) -> torch.Tensor:
-    """Mean pairwise cosine similarity of the embeddings of each token set (..., k_tokens);
-    ``unit`` from :func:`unit_embeddings`."""
-    vectors = unit[token_ids].double()  # (..., k, d)
+def token_neighbourhoods(W_E: torch.Tensor, k: int, chunk: int = 2048) -> TokenNeighbourhoods:
+    """The ``k``-nearest-neighbour radius of every token in cosine similarity of embeddings.
+
+    The vocabulary is compared with itself in chunks (vocab x chunk similarities at a time).
+    """
+    unit = torch.nn.functional.normalize(W_E.float(), dim=1)
+    k = min(k, len(unit) - 1)
+    radius = torch.empty(len(unit))
+    for start in range(0, len(unit), chunk):
+        sims = unit[start : start + chunk] @ unit.T
+        sims[torch.arange(len(sims)), torch.arange(start, start + len(sims))] = -2.0  # not self
+        radius[start : start + chunk] = sims.topk(k, dim=1).values[:, -1]
+    return TokenNeighbourhoods(unit, radius, k)
+
+
+def coherence(token_ids: torch.Tensor, hoods: TokenNeighbourhoods) -> torch.Tensor:
+    """Neighbourhood coherence of each token set (..., n): the fraction of ordered pairs
+    (a, b), a != b, where b is among a's ``k`` nearest tokens in embedding space.
+
+    Rank-based on purpose: raw cosines of LM embeddings are dominated by a few shared
+    directions (anisotropy), so a mean cosine scores every top-token list alike; being among
+    each other's nearest neighbours is what "these tokens mean related things" looks like.
+    A random set scores about k / vocab; a set of synonyms or word forms scores near 1.
+    """
+    vectors = hoods.unit[token_ids]  # (..., n, d)
     gram = vectors @ vectors.transpose(-1, -2)
-    k = token_ids.shape[-1]
-    return (gram.sum((-1, -2)) - k) / (k * (k - 1))
+    same = token_ids[..., :, None] == token_ids[..., None, :]  # a repeat is its own neighbour
+    near = (gram >= hoods.radius[token_ids][..., None]) | same
+    n = token_ids.shape[-1]
+    near &= ~torch.eye(n, dtype=torch.bool)
+    return near.sum((-1, -2)).double() / (n * (n - 1))
 
 
 def coherence_null(
-    W_U: torch.Tensor, unit: torch.Tensor, k_tokens: int, n: int, seed: int, quantile: float
+    W_U: torch.Tensor,
+    hoods: TokenNeighbourhoods,
+    k_tokens: int,
+    n: int,
+    seed: int,
+    quantile: float,
 ) -> dict[str, float]:
     """Mean, std and ``quantile`` of :func:`coherence` for the top tokens of random directions,
     and that quantile as a z-score (``threshold_z``: the coherence bar).
@@ -191,10 +225,16 @@ def coherence_null(
     generator = torch.Generator().manual_seed(seed)
     directions = torch.randn(n, W_U.shape[0], generator=generator, dtype=torch.float64)
     ids, _ = top_tokens(directions, W_U, k_tokens)
-    values = coherence(ids, unit).flatten()
-    mean, std = float(values.mean()), float(values.std())
+    values = coherence(ids, hoods).flatten()
+    mean, std = float(values.mean()), max(float(values.std()), 1e-9)
     bar = float(torch.quantile(values, quantile))
-    return {"mean": mean, "std": std, "quantile": quantile, "threshold_z": (bar - mean) / std}
+    return {
+        "mean": mean,
+        "std": std,
+        "quantile": quantile,
+        "threshold_z": (bar - mean) / std,
+        "neighbours": hoods.k,
+    }
 
 
 # ----------------------------------------------------------------------------- query locator
@@ -323,7 +363,7 @@ def decompose(
     adapter: ModelAdapter,
     matrices: Sequence[WeightMatrix],
     W_U: torch.Tensor,
-    unit: torch.Tensor,
+    hoods: TokenNeighbourhoods,
     null: dict[str, float],
     k_dirs: int,
     k_tokens: int,
@@ -336,7 +376,7 @@ def decompose(
         k = min(k_dirs, len(S))
         directions = residual_directions(matrix, U, Vh, k)
         ids, scores = top_tokens(directions, W_U, k_tokens)
-        z = (coherence(ids, unit) - null["mean"]) / null["std"]
+        z = (coherence(ids, hoods) - null["mean"]) / null["std"]
         entry = grouped.setdefault(matrix.kind, {key: [] for key in _ARRAYS})
         for key, value in (
             ("S", S),
@@ -376,21 +416,87 @@ def edit_effects(
     return baseline, np.array(changes)
 
 
-def choose_edit_matrix(results: dict[str, dict[str, Any]], token_id: int) -> tuple[str, int, int]:
-    """(kind, matrix, direction) of the written direction whose top tokens rank the cued
-    token highest (OV heads and MLP outputs: the matrices that write into the stream)."""
-    best = None
+def edit_candidates(
+    results: dict[str, dict[str, Any]], token_id: int, limit: int
+) -> list[tuple[str, int, int]]:
+    """(kind, matrix, direction) of every written matrix (OV heads, MLP outputs) with a
+    direction whose top tokens, at either end, contain the cued token; one direction per
+    matrix (the one ranking the token highest), best-ranked first, at most ``limit``."""
+    found: dict[tuple[str, int], tuple[tuple, int]] = {}
     for kind in ("ov", "mlp_out"):
+        if kind not in results:
+            continue
         ids = results[kind]["top_tokens"]  # (n, k, 2, k_tokens)
-        for m, d, sign, rank in zip(*np.nonzero(ids == token_id)):
-            key = (rank, -results[kind]["S"][m][d])
-            if best is None or key < best[0]:
-                best = (key, (kind, int(m), int(d)))
-    if best is None:
+        for m, d, _sign, rank in zip(*np.nonzero(ids == token_id)):
+            key = (int(rank), -float(results[kind]["S"][m][d]))
+            if (kind, int(m)) not in found or key < found[(kind, int(m))][0]:
+                found[(kind, int(m))] = (key, int(d))
+    if not found:
         raise ActspaceError(
             f"token id {token_id} is in no stored top-token list; raise k_tokens or k_dirs"
         )
-    return best[1]
+    ordered = sorted(found.items(), key=lambda item: item[1][0])[:limit]
+    return [(kind, m, d) for (kind, m), (_key, d) in ordered]
+
+
+def evaluate_edits(
+    adapter: ModelAdapter,
+    results: dict[str, dict[str, Any]],
+    prompt: str,
+    token: str,
+    max_matrices: int,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Remove, one at a time, each stored direction of every candidate matrix
+    (:func:`edit_candidates`) and record the change in log p(token | prompt).
+
+    The paper's specificity effect: in the matrix whose direction carries the cued token,
+    removing that direction lowers the token's log-probability more than removing any other
+    direction. Returns the store attributes (the best candidate at the top level: lowest
+    rank of the cued direction's effect, then largest drop; all candidates under
+    ``candidates``) and one CSV row per removed direction.
+    """
+    token_ids = adapter.tokenizer(token, add_special_tokens=False)["input_ids"]
+    if not token_ids:
+        raise ActspaceError(f"weights_svd.edit.token {token!r} encodes to no token")
+    token_id = token_ids[0]
+    candidates, rows = [], []
+    for kind, m, target in edit_candidates(results, token_id, max_matrices):
+        result = {**results[kind], "kind": kind}
+        baseline, changes = edit_effects(adapter, result, m, prompt, token_id)
+        layer, head = (int(x) for x in results[kind]["index"][m])
+        rows += [
+            {
+                "kind": kind,
+                "layer": layer,
+                "head": head,
+                "direction": i,
+                "logprob_change": c,
+                "cued": int(i == target),
+            }
+            for i, c in enumerate(changes)
+        ]
+        candidates.append(
+            {
+                "kind": kind,
+                "layer": layer,
+                "head": head,
+                "target_direction": target,
+                "target_change": float(changes[target]),
+                "median_other_change": float(np.median(np.delete(changes, target))),
+                "target_rank": int((changes < changes[target]).sum()) + 1,
+            }
+        )
+    best = min(candidates, key=lambda c: (c["target_rank"], c["target_change"]))
+    attrs = {
+        "prompt": prompt,
+        "token": token,
+        "token_id": int(token_id),
+        "baseline_logprob": baseline,
+        **best,
+        "candidates": candidates,
+        "matrices_where_cued_is_largest_drop": sum(c["target_rank"] == 1 for c in candidates),
+    }
+    return attrs, rows
 
 
 def weights_svd_job(
@@ -405,6 +511,8 @@ def weights_svd_job(
     center_unembedding: bool = False,
     n_null: int = 2000,
     coherent_quantile: float = 0.95,
+    coherence_neighbours: int = 100,
+    coherent_top_dirs: int = 10,
     seed: int = 0,
     queries: dict[str, list[str]] | None = None,
     query_threshold: float = 0.15,
@@ -422,13 +530,13 @@ def weights_svd_job(
         )
     tokenizer = adapter.tokenizer
     W_U = unembedding(adapter, fold_final_norm, center_unembedding)
-    unit = unit_embeddings(adapter.W_E)
-    null = coherence_null(W_U, unit, k_tokens, n_null, seed, coherent_quantile)
+    hoods = token_neighbourhoods(adapter.W_E, coherence_neighbours)
+    null = coherence_null(W_U, hoods, k_tokens, n_null, seed, coherent_quantile)
     matrices = weight_matrices(adapter)
     generator = torch.Generator().manual_seed(seed)
     controls = [control_matrix(m, adapter, generator) for m in matrices]
-    trained = decompose(adapter, matrices, W_U, unit, null, k_dirs, k_tokens)
-    control = decompose(adapter, controls, W_U, unit, null, k_dirs, k_tokens, "control")
+    trained = decompose(adapter, matrices, W_U, hoods, null, k_dirs, k_tokens)
+    control = decompose(adapter, controls, W_U, hoods, null, k_dirs, k_tokens, "control")
     for kind, result in trained.items():
         result["kind"] = kind
 
@@ -445,32 +553,14 @@ def weights_svd_job(
                 hits.append({"query": name, **hit})
     write_csv(queries_csv, hits, ["query", "kind", "layer", "head", "direction", "sign", "cosine"])
 
-    edit_attrs = {}
-    edit_rows = []
+    edit_attrs, edit_rows = {}, []
     if edit:
-        token_id = tokenizer(edit["token"], add_special_tokens=False)["input_ids"][0]
-        kind, m, target = choose_edit_matrix(trained, token_id)
-        baseline, changes = edit_effects(adapter, trained[kind], m, edit["prompt"], token_id)
-        layer, head = (int(x) for x in trained[kind]["index"][m])
-        edit_rows = [
-            {"kind": kind, "layer": layer, "head": head, "direction": i, "logprob_change": c}
-            for i, c in enumerate(changes)
-        ]
-        others = np.delete(changes, target)
-        edit_attrs = {
-            "prompt": edit["prompt"],
-            "token": edit["token"],
-            "token_id": int(token_id),
-            "kind": kind,
-            "layer": layer,
-            "head": head,
-            "target_direction": int(target),
-            "baseline_logprob": baseline,
-            "target_change": float(changes[target]),
-            "median_other_change": float(np.median(others)),
-            "target_rank": int((changes < changes[target]).sum()) + 1,
-        }
-    write_csv(edits_csv, edit_rows, ["kind", "layer", "head", "direction", "logprob_change"])
+        edit_attrs, edit_rows = evaluate_edits(
+            adapter, trained, edit["prompt"], edit["token"], edit.get("max_matrices", 16)
+        )
+    write_csv(
+        edits_csv, edit_rows, ["kind", "layer", "head", "direction", "logprob_change", "cued"]
+    )
 
     attrs = provenance(
         kind="weights_svd",
@@ -484,6 +574,8 @@ def weights_svd_job(
             center_unembedding=center_unembedding,
             n_null=n_null,
             coherent_quantile=coherent_quantile,
+            coherence_neighbours=coherence_neighbours,
+            coherent_top_dirs=coherent_top_dirs,
             seed=seed,
         ),
         coherence_null=null,
@@ -543,12 +635,15 @@ def stored_kinds(store: Any) -> list[str]:
     return [kind for kind in KIND_ORDER if kind in present]
 
 
-def coherent_fractions(store: Any, kind: str, control: bool = False) -> np.ndarray:
-    """Fraction of coherent directions per layer, (n_layers,): either end's coherence above
-    the null's quantile (a random direction has one such end with probability ~2(1-q))."""
+def coherent_fractions(
+    store: Any, kind: str, control: bool = False, top_dirs: int | None = None
+) -> np.ndarray:
+    """Fraction of coherent directions per layer, (n_layers,), over each matrix's first
+    ``top_dirs`` directions (all stored when None): either end's coherence above the null's
+    quantile (a random direction has one such end with probability ~2(1-q))."""
     z = store.attrs["coherence_null"]["threshold_z"]
     group = store[f"control/{kind}" if control else kind]
-    scores = group["coherence_z"][:]  # (n_matrices, k, 2)
+    scores = group["coherence_z"][:, :top_dirs]  # (n_matrices, k, 2)
     layers = group["index"][:, 0]
     coherent = (scores > z).any(axis=2)
     return np.array([coherent[layers == layer].mean() for layer in np.unique(layers)])
@@ -588,29 +683,28 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
         model = store.attrs["model"]
         q = store.attrs["settings"]["coherent_quantile"]
         k = store.attrs["settings"]["k_dirs"]
+        top = min(store.attrs["settings"].get("coherent_top_dirs", k), k)
         for kind in stored_kinds(store):
-            trained = coherent_fractions(store, kind)
-            control = coherent_fractions(store, kind, control=True)
-            later = slice(len(trained) // 2, None)
             mlp = kind.startswith("mlp")
-            for scope, part in (("all blocks", slice(None)), ("later half of blocks", later)):
-                published = None
-                study = None
-                if mlp and scope.startswith("later"):
-                    published, study = "0.70-0.80", "GPT2-medium later MLP blocks, labelled by hand"
-                elif scope == "all blocks":
-                    published, study = "0.47-0.66", "GPT-2 family, all blocks, automated labeller"
-                setting = (
-                    f"top {k} directions, coherence above the random-direction {q:.0%} quantile"
-                )
-                for label, values, pub, stu in (
-                    ("trained", trained, published, study),
-                    ("Gaussian control", control, None, None),
-                ):
-                    quantity = f"coherent fraction, {kind}, {scope}, {label}"
-                    study_name = STUDY if pub else None
-                    value = float(values[part].mean())
-                    rows.append(row(quantity, value, model, setting, "", pub, study_name, stu))
+            for dirs in sorted({top, k}):
+                trained = coherent_fractions(store, kind, top_dirs=dirs)
+                control = coherent_fractions(store, kind, control=True, top_dirs=dirs)
+                later = slice(len(trained) // 2, None)
+                for scope, part in (("all blocks", slice(None)), ("later half", later)):
+                    published = study = None
+                    if dirs == top and mlp and scope == "later half":
+                        published, study = "0.70-0.80", "GPT2-medium later MLP blocks, by hand"
+                    elif dirs == top and scope == "all blocks":
+                        published, study = "0.47-0.66", "GPT-2 family, all blocks, LM labeller"
+                    setting = f"top {dirs} directions, above the random-direction {q:.0%} quantile"
+                    for label, values, pub, stu in (
+                        ("trained", trained, published, study),
+                        ("Gaussian control", control, None, None),
+                    ):
+                        quantity = f"coherent fraction, {kind}, {scope}, {label}"
+                        study_name = STUDY if pub else None
+                        value = float(values[part].mean())
+                        rows.append(row(quantity, value, model, setting, "", pub, study_name, stu))
         edit = store.attrs.get("edit") or {}
         if edit:
             where = f"{edit['kind']} layer {edit['layer']}" + (
@@ -624,6 +718,10 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     edit["median_other_change"],
                 ),
                 ("rank of the cued direction's effect (1 = largest drop)", edit["target_rank"]),
+                (
+                    "matrices where the cued direction's removal is the largest drop",
+                    f"{edit['matrices_where_cued_is_largest_drop']} of {len(edit['candidates'])}",
+                ),
             ):
                 unit = "nats" if "change" in quantity else ""
                 if quantity.startswith("rank"):
@@ -632,11 +730,15 @@ def weights_svd_summary(stores: Sequence[str | os.PathLike]) -> dict[str, Any]:
                     published = (None, None, None)
                 rows.append(row(quantity, value, model, setting, unit, *published))
     notes = [
-        "Coherent: the mean pairwise cosine similarity of the embeddings of a direction's top "
-        "tokens, at either end, is above the given quantile of the same score for random "
-        "directions (not random token sets: with tied embeddings any direction's top tokens "
-        "resemble each other). The paper labelled directions by hand and with a language "
-        "model; this automatic score is a stand-in, so compare trained against control.",
+        "Coherent: at either end, the fraction of pairs of a direction's top tokens that are "
+        "among each other's nearest neighbours in embedding space (k-NN in cosine) is above "
+        "the given quantile of the same score for random directions (not random token sets: "
+        "with tied embeddings any direction's top tokens resemble each other). The paper "
+        "labelled directions by hand and with a language model; this automatic score is a "
+        "stand-in, so compare trained against control.",
+        "Edit: every written matrix (OV head, MLP out) with a direction whose top tokens hold "
+        "the cued token has each of its directions removed in turn; the row shown is the "
+        "matrix where the cued direction ranks best.",
     ]
     return {
         "method": "weights_svd",

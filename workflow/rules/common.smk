@@ -114,6 +114,8 @@ def weights_svd_settings():
         "center_unembedding",
         "n_null",
         "coherent_quantile",
+        "coherence_neighbours",
+        "coherent_top_dirs",
         "seed",
         "queries",
         "query_threshold",
