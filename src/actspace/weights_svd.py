@@ -537,8 +537,6 @@ def weights_svd_job(
     controls = [control_matrix(m, adapter, generator) for m in matrices]
     trained = decompose(adapter, matrices, W_U, hoods, null, k_dirs, k_tokens)
     control = decompose(adapter, controls, W_U, hoods, null, k_dirs, k_tokens, "control")
-    for kind, result in trained.items():
-        result["kind"] = kind
 
     write_token_tables(trained, tokenizer, tables)
     pinv = pseudo_inverse_embedding(W_U)
