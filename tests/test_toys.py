@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -23,10 +24,13 @@ from actspace.toys import (
     induction_targets,
     make_batch,
     make_sequence,
+    read_csv,
+    toy_search_job,
     toy_tokenizer,
     train,
     unique_bigram_walk,
 )
+from conftest import TINY_TOYS
 
 COPY = CopyTask("copy", vocab=10, min_len=3, max_len=6)
 BIGRAM = CopyTask("bigram-copy", vocab=3, min_len=6, max_len=8)
@@ -217,3 +221,19 @@ def test_decompiling_transformers_layout_loads_without_unpickling(tmp_path):
         expected = model(ids).logits
     assert torch.allclose(adapter.model(ids).logits, expected, atol=1e-5)
     assert not adapter.attn_only
+
+
+def test_search_is_attention_only_unless_it_says_otherwise(tmp_path):
+    """The toy's own shape has MLPs and dropout; the issue's search is attention-only."""
+    entry = copy.deepcopy(TINY_TOYS["tiny-bigram"])
+    entry["model"].update(attn_only=False, dropout=0.1)
+    entry["search"] = {"n_layers": [1], "n_heads": [2], "d_model": [8]}
+    toy_search_job("t", entry, tmp_path / "a.csv")
+    entry["search"]["attn_only"] = False
+    toy_search_job("t", entry, tmp_path / "m.csv")
+    attn_only, with_mlp = read_csv(tmp_path / "a.csv")[0], read_csv(tmp_path / "m.csv")[0]
+    d, vocab, positions = 8, 4 + 4, 20
+    embeddings = (vocab + positions) * d
+    block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d)  # two norms, qkv, attention out
+    assert attn_only["params"] == embeddings + block + 2 * d  # + final norm; MLPs frozen
+    assert with_mlp["params"] == attn_only["params"] + (d * 4 * d + 4 * d) + (4 * d * d + d)

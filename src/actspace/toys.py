@@ -626,6 +626,9 @@ def passes_bars(task: CopyTask, final: dict[str, float]) -> bool:
 def toy_search_job(name: str, entry: dict[str, Any], out: str) -> None:
     """Rule ``toy_search``: train every architecture of ``entry['search']`` on the toy's task
     and settings (final step only) and write one row per candidate, smallest first, to ``out``.
+
+    The candidates are attention-only unless the search says ``attn_only: false`` (the toys
+    issue asks for an attention-only search whatever the toy's own shape).
     """
     base = ToySpec.from_config(name, entry)
     grid = entry["search"]
@@ -637,7 +640,14 @@ def toy_search_job(name: str, entry: dict[str, Any], out: str) -> None:
         for width in grid["d_model"]
     ]
     for layers, heads, width in candidates:
-        arch = ToyArchitecture(layers, heads, width, base.arch.n_positions, base.arch.attn_only)
+        arch = ToyArchitecture(
+            layers,
+            heads,
+            width,
+            base.arch.n_positions,
+            attn_only=grid.get("attn_only", True),
+            dropout=grid.get("dropout", 0.0),
+        )
         settings = TrainSettings(**{**asdict(base.settings), "checkpoints": 2})
         log.info("search %s: %d layers x %d heads x d %d", name, layers, heads, width)
         model, metrics, history = train(base.task, arch, settings, progress=False)
