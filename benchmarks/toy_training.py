@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from actspace.toys import ToySpec, train
+from actspace.toys import ToySpec, passes_bars, train
 
 BUDGET_S = 300.0
 
@@ -46,16 +46,17 @@ def main() -> None:
             "seconds": seconds,
             "s_per_step": seconds / spec.settings.steps,
             "accuracy": metrics[-1]["accuracy"],
+            "passes_bars": passes_bars(spec.task, metrics[-1]),
         }
     peer = rows.get(args.peer, next(iter(rows.values())))["s_per_step"]
     print(
-        f"{'toy':<18} {'steps':>6} {'seconds':>8} {'budget':>7} {'s/step vs peer':>15} {'acc':>6}"
+        f"{'toy':<18} {'steps':>6} {'seconds':>8} {'budget':>7} {'s/step vs peer':>15} {'acc':>6} bars"
     )
     for name, row in rows.items():
         print(
             f"{name:<18} {row['steps']:>6} {row['seconds']:>8.1f} "
             f"{row['seconds'] / BUDGET_S:>7.2f} {row['s_per_step'] / peer:>15.2f} "
-            f"{row['accuracy']:>6.3f}"
+            f"{row['accuracy']:>6.3f} {'met' if row['passes_bars'] else 'not met'}"
         )
     print(json.dumps(rows))
 

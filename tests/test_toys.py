@@ -28,6 +28,7 @@ from actspace.toys import (
     toy_search_job,
     toy_tokenizer,
     train,
+    training_batch,
     unique_bigram_walk,
 )
 from conftest import TINY_TOYS
@@ -142,7 +143,9 @@ def test_checkpoint_steps_are_log_spaced_with_ends():
     assert len(steps) <= 12 and ratios.max() < 1.2
 
 
-TINY = dict(steps=30, batch_size=16, checkpoints=4, eval_sequences=32, eval_every=10)
+TINY = dict(
+    steps=30, batch_size=16, checkpoints=4, eval_sequences=32, eval_every=10, shared_length=True
+)
 
 
 def test_same_seed_same_weights_and_attention_only_is_exact():
@@ -158,6 +161,30 @@ def test_same_seed_same_weights_and_attention_only_is_exact():
     for block in first.transformer.h:  # MLPs stayed zero through training
         assert all(not p.any() for p in block.mlp.parameters())
     assert metrics[-1]["loss"] < metrics[0]["loss"]
+
+
+def test_shared_length_batches_have_no_padding_and_every_length():
+    """One x length per batch (no padding), drawn over the task's whole range."""
+    settings = TrainSettings(steps=1, batch_size=8, shared_length=True)
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        batch = training_batch(BIGRAM, rng, settings)
+        assert (batch.lengths == batch.lengths[0]).all()
+        assert not (batch.tokens == BIGRAM.pad).any()
+        assert batch.tokens.shape[1] == BIGRAM.sequence_length(int(batch.lengths[0]))
+        seen.add(int(batch.lengths[0]))
+    assert seen == set(range(BIGRAM.min_len, BIGRAM.max_len + 1))
+    mixed = training_batch(BIGRAM, rng, TrainSettings(steps=1, batch_size=64))
+    assert len(set(mixed.lengths.tolist())) > 1 and (mixed.tokens == BIGRAM.pad).any()
+
+
+def test_mlp_width_is_configurable():
+    arch = ToyArchitecture(2, 2, 16, 16, attn_only=False, d_mlp=24)
+    model = build_toy_model(COPY, arch, seed=0)
+    assert model.transformer.h[0].mlp.c_fc.weight.shape == (16, 24)
+    wide = build_toy_model(COPY, ToyArchitecture(2, 2, 16, 16, attn_only=False), seed=0)
+    assert wide.transformer.h[0].mlp.c_fc.weight.shape == (16, 64)
 
 
 def test_toy_directory_is_an_ordinary_pipeline_model(tmp_path):
