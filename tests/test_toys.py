@@ -264,3 +264,7 @@ def test_search_is_attention_only_unless_it_says_otherwise(tmp_path):
     block = 2 * 2 * d + (d * 3 * d + 3 * d) + (d * d + d)  # two norms, qkv, attention out
     assert attn_only["params"] == embeddings + block + 2 * d  # + final norm; MLPs frozen
     assert with_mlp["params"] == attn_only["params"] + (d * 4 * d + 4 * d) + (4 * d * d + d)
+    assert attn_only["steps"] == entry["train"]["steps"]
+    entry["search"]["train"] = {"steps": 3}
+    toy_search_job("t", entry, tmp_path / "s.csv")
+    assert read_csv(tmp_path / "s.csv")[0]["steps"] == 3

@@ -637,7 +637,8 @@ def toy_search_job(name: str, entry: dict[str, Any], out: str) -> None:
     and settings (final step only) and write one row per candidate, smallest first, to ``out``.
 
     The candidates are attention-only unless the search says ``attn_only: false`` (the toys
-    issue asks for an attention-only search whatever the toy's own shape).
+    issue asks for an attention-only search whatever the toy's own shape); ``search.train``
+    overrides the toy's training settings for them (e.g. more steps than the toy needs).
     """
     base = ToySpec.from_config(name, entry)
     grid = entry["search"]
@@ -657,7 +658,9 @@ def toy_search_job(name: str, entry: dict[str, Any], out: str) -> None:
             attn_only=grid.get("attn_only", True),
             dropout=grid.get("dropout", 0.0),
         )
-        settings = TrainSettings(**{**asdict(base.settings), "checkpoints": 2})
+        settings = TrainSettings(
+            **{**asdict(base.settings), **grid.get("train", {}), "checkpoints": 2}
+        )
         log.info("search %s: %d layers x %d heads x d %d", name, layers, heads, width)
         model, metrics, history = train(base.task, arch, settings, progress=False)
         final = metrics[-1]
@@ -668,6 +671,7 @@ def toy_search_job(name: str, entry: dict[str, Any], out: str) -> None:
                 "n_heads": heads,
                 "d_model": width,
                 "params": n_params,
+                "steps": settings.steps,
                 **{k: v for k, v in final.items() if k not in ("heads", "step", "train_loss")},
                 "passes": passes_bars(base.task, final),
             }
