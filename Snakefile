@@ -1,6 +1,9 @@
 # actspace: the geometry of transformer activations and weights.
 # This file only includes the rule files and defines the default target; see README.md.
+# The methods come from the registry (src/actspace/registry.py): one rule file each.
 from snakemake.utils import min_version
+
+from actspace.registry import METHODS
 
 min_version("9.0")
 
@@ -11,18 +14,18 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/corpora.smk"
-include: "workflow/rules/capture.smk"
-include: "workflow/rules/text_subspaces.smk"
-include: "workflow/rules/weights_svd.smk"
-include: "workflow/rules/toys.smk"
+
+
+for method in METHODS:
+
+    include: f"workflow/rules/{method.name}.smk"
+
+
 include: "workflow/rules/summary.smk"
 
 
 rule all:
     default_target: True
     input:
-        "results/summary.md",
-        all_capture_stores(),
-        all_text_subspace_figures(),
-        all_weights_svd_figures(),
-        all_toy_outputs(),
+        rules.summary_report.output,
+        method_targets(),

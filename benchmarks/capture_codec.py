@@ -19,10 +19,20 @@ import json
 import tempfile
 from pathlib import Path
 
-from actspace.capture import capture_residuals
-from actspace.corpora import build_corpus
+import yaml
+
+from actspace.data.corpora import build_corpus
+from actspace.methods.capture.job import CaptureSettings, capture_residuals
 from actspace.models import load_model
 from actspace.store import CODECS
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
+
+
+def default_settings() -> dict:
+    """The capture's batch and chunk sizes as the config schema sets them by default."""
+    keys = yaml.safe_load(SCHEMA.read_text())["properties"]["capture"]["properties"]
+    return {key: keys[key]["default"] for key in ("batch_tokens", "chunk_tokens")}
 
 
 def main() -> None:
@@ -37,16 +47,19 @@ def main() -> None:
     adapter = load_model(args.model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus.zarr"
-        spec = {"type": "generated", "n_texts": args.n_texts, "n_tokens": args.n_tokens, "seed": 0}
-        build_corpus("bench", spec, args.model_dir, corpus)
+        spec = {"type": "generated", "n_texts": args.n_texts, "n_tokens": args.n_tokens}
+        spec |= {"seed": 0, "batch_size": 32}  # sampled in batches of 32, seed 0
+        build_corpus("bench", spec, args.model_dir, corpus, "cpu")
         # warm-up: first forward passes pay one-off allocation costs
-        capture_residuals(adapter, corpus, Path(tmp) / "warmup.zarr", dtype=args.dtype)
+        plain = CaptureSettings(dtype=args.dtype, codec="none", **default_settings())
+        capture_residuals(adapter, corpus, Path(tmp) / "warmup.zarr", plain)
         rows = {}
         for codec in CODECS:
             best = None
             for repeat in range(args.repeats):
                 out = Path(tmp) / f"{codec}-{repeat}.zarr"
-                attrs = capture_residuals(adapter, corpus, out, dtype=args.dtype, codec=codec)
+                settings = CaptureSettings(dtype=args.dtype, codec=codec, **default_settings())
+                attrs = capture_residuals(adapter, corpus, out, settings)
                 if best is None or attrs["tokens_per_s"] > best["tokens_per_s"]:
                     best = attrs
             rows[codec] = {

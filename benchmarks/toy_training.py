@@ -21,7 +21,12 @@ from pathlib import Path
 import torch
 import yaml
 
-from actspace.toys import ToySpec, passes_bars, train
+from snakemake.utils import validate
+
+from actspace.methods.toys.spec import ToySpec, passes_bars
+from actspace.methods.toys.training import train
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"
 
 BUDGET_S = 300.0
 
@@ -34,7 +39,9 @@ def main() -> None:
     parser.add_argument("--toys", nargs="*", help="toys to train (default: toys.train)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    toys = yaml.safe_load(args.config.read_text())["toys"]
+    config = yaml.safe_load(args.config.read_text())
+    validate(config, str(SCHEMA))  # completes every toy spec with the schema's defaults
+    toys = config["toys"]
     rows = {}
     for name in args.toys or toys["train"]:
         spec = ToySpec.from_config(name, toys["specs"][name])

@@ -19,7 +19,30 @@ import yaml
 from actspace.models.tokenizers import word_level_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 WORDS = "the cat sat on a mat dog ran to red blue green big small one two three".split()
+
+
+def with_defaults(value: dict, *path: str) -> dict:
+    """``value`` checked against the config schema's part at ``path`` and completed with its
+    defaults, as the workflow's validation completes a config (``"*"`` steps into a named
+    entry, e.g. ``with_defaults(spec, "corpora", "*")``). Jobs take only validated values."""
+    import jsonschema
+
+    schema = SCHEMA
+    for key in path:
+        schema = schema["additionalProperties"] if key == "*" else schema["properties"][key]
+    base = jsonschema.Draft202012Validator
+
+    def fill(validator, properties, instance, subschema):
+        for name, prop in properties.items():
+            if isinstance(instance, dict) and "default" in prop:
+                instance.setdefault(name, copy.deepcopy(prop["default"]))
+        yield from base.VALIDATORS["properties"](validator, properties, instance, subschema)
+
+    filled = copy.deepcopy(value)
+    jsonschema.validators.extend(base, {"properties": fill})(schema).validate(filled)
+    return filled
 
 
 def tiny_config(model_type: str, n_ctx: int = 64):

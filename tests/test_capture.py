@@ -4,11 +4,20 @@ import numpy as np
 import pytest
 import torch
 
-from actspace.capture import ChunkWriter, batches, capture_residuals, residual_hook_names
-from actspace.corpora import build_corpus
+from actspace.data.batching import batches
+from actspace.data.corpora import build_corpus
+from actspace.methods.capture.job import CaptureSettings, capture_residuals
+from actspace.methods.capture.record import ChunkWriter, residual_hook_names
 from actspace.models import load_model
 from actspace.models.sources import materialise
 from actspace.store import open_store
+from conftest import with_defaults
+
+
+def settings(**values) -> CaptureSettings:
+    """Capture settings: the schema's defaults with ``values`` changed."""
+    section = {"models": ["tiny"], "corpora": ["p"], **values}
+    return CaptureSettings.from_config(with_defaults(section, "capture"))
 
 
 @pytest.fixture(scope="module")
@@ -16,7 +25,8 @@ def tiny(tmp_path_factory, tiny_llama_dir):
     root = tmp_path_factory.mktemp("capture")
     materialise("tiny", {"source": "local", "path": str(tiny_llama_dir)}, root / "model")
     prompts = ["the cat sat on a mat", "a dog", "one two three four five six seven", "red"]
-    build_corpus("p", {"type": "prompts", "prompts": prompts}, root / "model", root / "p.zarr")
+    spec = with_defaults({"type": "prompts", "prompts": prompts}, "corpora", "*")
+    build_corpus("p", spec, root / "model", root / "p.zarr", "cpu")
     return root, load_model(root / "model")
 
 
@@ -52,7 +62,10 @@ def test_chunk_writer_writes_every_row_once():
 def test_capture_is_independent_of_batching(tmp_path, tiny, batch_tokens):
     root, adapter = tiny
     capture_residuals(
-        adapter, root / "p.zarr", tmp_path / "a.zarr", batch_tokens=batch_tokens, chunk_tokens=4
+        adapter,
+        root / "p.zarr",
+        tmp_path / "a.zarr",
+        settings(batch_tokens=batch_tokens, chunk_tokens=4),
     )
     group = open_store(tmp_path / "a.zarr", ["resid", "tokens", "doc_offsets"])
     tokens, offsets, resid = group["tokens"][:], group["doc_offsets"][:], group["resid"][:]
@@ -70,7 +83,7 @@ def test_capture_is_independent_of_batching(tmp_path, tiny, batch_tokens):
 def test_float16_storage_and_codec(tmp_path, tiny):
     root, adapter = tiny
     attrs = capture_residuals(
-        adapter, root / "p.zarr", tmp_path / "h.zarr", dtype="float16", codec="zstd"
+        adapter, root / "p.zarr", tmp_path / "h.zarr", settings(dtype="float16", codec="zstd")
     )
     group = open_store(tmp_path / "h.zarr", ["resid"])
     assert group["resid"].dtype == np.float16

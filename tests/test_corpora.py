@@ -5,9 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from actspace.corpora import build_corpus, read_corpus, read_documents
+from actspace.data.corpora import build_corpus, read_corpus, read_documents
 from actspace.errors import ActspaceError
 from actspace.models.sources import materialise
+from conftest import with_defaults
+
+
+def build(name, spec, model_dir, out):
+    """build_corpus on a spec completed with the schema's defaults, as the workflow runs it."""
+    return build_corpus(name, with_defaults(spec, "corpora", "*"), model_dir, out, "cpu")
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +25,7 @@ def tiny_model(tmp_path_factory, tiny_llama_dir):
 
 def test_prompt_corpus_tokens_and_offsets(tmp_path, tiny_model):
     prompts = ["the cat sat", "a dog", "one two three four"]
-    build_corpus("p", {"type": "prompts", "prompts": prompts}, tiny_model, tmp_path / "p.zarr")
+    build("p", {"type": "prompts", "prompts": prompts}, tiny_model, tmp_path / "p.zarr")
     tokens, offsets = read_corpus(tmp_path / "p.zarr")
     assert tokens.dtype == np.int32 and offsets.dtype == np.int64
     from transformers import AutoTokenizer
@@ -35,32 +41,32 @@ def test_file_corpora(tmp_path, tiny_model):
     jsonl.write_text(
         json.dumps({"text": "the cat"}) + "\n\n" + json.dumps({"text": "a mat"}) + "\n"
     )
-    assert read_documents(jsonl) == ["the cat", "a mat"]
+    assert read_documents(jsonl, "text") == ["the cat", "a mat"]
     txt = tmp_path / "docs.txt"
     txt.write_text("the cat\nsat\n\n\na mat\n")
-    assert read_documents(txt) == ["the cat\nsat", "a mat"]
+    assert read_documents(txt, "text") == ["the cat\nsat", "a mat"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"body": "x"}\n')
     with pytest.raises(ActspaceError, match="bad.jsonl:1 .*'text'"):
-        read_documents(bad)
+        read_documents(bad, "text")
 
 
 def test_too_long_document_is_named_or_truncated(tmp_path, tiny_model):
     long = " ".join(["the"] * 100)  # context of the tiny model is 64
     spec = {"type": "prompts", "prompts": ["a cat", long]}
     with pytest.raises(ActspaceError, match="document 1 has 101 tokens, more than .* 64"):
-        build_corpus("long", spec, tiny_model, tmp_path / "long.zarr")
+        build("long", spec, tiny_model, tmp_path / "long.zarr")
     assert not (tmp_path / "long.zarr").exists()
-    build_corpus("long", {**spec, "truncate": True}, tiny_model, tmp_path / "cut.zarr")
+    build("long", {**spec, "truncate": True}, tiny_model, tmp_path / "cut.zarr")
     _, offsets = read_corpus(tmp_path / "cut.zarr")
     assert np.diff(offsets).tolist() == [3, 64]
 
 
 def test_generated_corpus_is_seeded(tmp_path, tiny_model):
     spec = {"type": "generated", "n_texts": 5, "n_tokens": 6, "seed": 3, "batch_size": 2}
-    build_corpus("g", spec, tiny_model, tmp_path / "a.zarr")
-    build_corpus("g", spec, tiny_model, tmp_path / "b.zarr")
-    build_corpus("g", {**spec, "seed": 4}, tiny_model, tmp_path / "c.zarr")
+    build("g", spec, tiny_model, tmp_path / "a.zarr")
+    build("g", spec, tiny_model, tmp_path / "b.zarr")
+    build("g", {**spec, "seed": 4}, tiny_model, tmp_path / "c.zarr")
     a, offsets = read_corpus(tmp_path / "a.zarr")
     b, _ = read_corpus(tmp_path / "b.zarr")
     c, _ = read_corpus(tmp_path / "c.zarr")

@@ -73,7 +73,8 @@ def test_summary_page(ci_profile_run):
 
 
 def test_text_subspaces_of_the_seed_texts(ci_profile_run):
-    from actspace import textsub as ts
+    from actspace.methods.text_subspaces import math as tsmath
+    from actspace.methods.text_subspaces import passes
     from actspace.models import load_model
 
     results = ci_profile_run / "results"
@@ -95,11 +96,13 @@ def test_text_subspaces_of_the_seed_texts(ci_profile_run):
     offsets = store["doc_offsets"][:]
     text = store["tokens"][offsets[0] : offsets[1]]
     resid = open_store(results / "activations/smollm2-135m/seed-continued.zarr", ["resid"])["resid"]
-    V = ts.right_singular(ts.text_matrix(resid[offsets[0] : offsets[1]]))[1]
+    V = tsmath.right_singular(tsmath.text_matrix(resid[offsets[0] : offsets[1]]))[1]
     ids = torch.as_tensor(text.astype(np.int64))[None]
     with torch.no_grad():
         reference = adapter.model(ids).logits
-        with adapter.hooks(ts._projection_hooks(adapter, ts.projector(V, 576).float()[None])):
+        with adapter.hooks(
+            passes._projection_hooks(adapter, tsmath.projector(V, 576).float()[None])
+        ):
             projected = adapter.model(ids).logits
     relative = (projected - reference).norm() / reference.norm()
     assert relative < 1e-4

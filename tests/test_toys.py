@@ -12,29 +12,40 @@ from safetensors.torch import save_file
 
 from actspace.errors import ActspaceError
 from actspace.models.sources import load_model, materialise
-from actspace.toys import (
+from actspace.methods.toys.heads import bigram_targets, head_scores, induction_targets
+from actspace.methods.toys.job import toy_search_job
+from actspace.methods.toys.model import ToyArchitecture, build_toy_model, toy_tokenizer
+from actspace.methods.toys.tasks import (
     CopyTask,
-    ToyArchitecture,
-    TrainSettings,
-    bigram_targets,
-    build_toy_model,
-    checkpoint_steps,
     has_unique_bigrams,
-    head_scores,
-    induction_targets,
     make_batch,
     make_sequence,
-    read_csv,
-    toy_search_job,
-    toy_tokenizer,
-    train,
-    training_batch,
     unique_bigram_walk,
 )
-from conftest import TINY_TOYS
+from actspace.methods.toys.training import TrainSettings, checkpoint_steps, train, training_batch
+from actspace.store import read_csv
+from conftest import TINY_TOYS, with_defaults
 
-COPY = CopyTask("copy", vocab=10, min_len=3, max_len=6)
-BIGRAM = CopyTask("bigram-copy", vocab=3, min_len=6, max_len=8)
+SPEC = ("toys", "specs", "*")  # where a toy's entry sits in the config schema
+
+
+def task(**values) -> CopyTask:
+    """A copy task: the schema's defaults with ``values``."""
+    return CopyTask(**with_defaults(values, *SPEC, "task"))
+
+
+def shape(**values) -> ToyArchitecture:
+    """A toy's GPT-2 shape: the schema's defaults with ``values``."""
+    return ToyArchitecture(**with_defaults(values, *SPEC, "model"))
+
+
+def settings(**values) -> TrainSettings:
+    """Training settings: the schema's defaults with ``values`` (no longer-x evaluation)."""
+    return TrainSettings(**with_defaults(values, *SPEC, "train"), long_len=None)
+
+
+COPY = task(kind="copy", vocab=10, min_len=3, max_len=6)
+BIGRAM = task(kind="bigram-copy", vocab=3, min_len=6, max_len=8)
 
 
 def one_hot_pattern(width: int, pick) -> torch.Tensor:
@@ -50,7 +61,7 @@ def test_sequence_layout_and_loss_mask():
     tokens, target = make_sequence(COPY, x)
     assert tokens.tolist() == [10, 4, 7, 1, 11, 4, 7, 1, 12]  # <bos> x <sep> x <eos>
     assert target.tolist() == [False] * 5 + [True] * 4
-    two = CopyTask("copy", 10, 3, 6, repetitions=2)
+    two = task(kind="copy", vocab=10, min_len=3, max_len=6, repetitions=2)
     tokens, target = make_sequence(two, x)
     assert tokens.tolist() == [10, 4, 7, 1, 11, 4, 7, 1, 11, 4, 7, 1, 12]
     assert len(tokens) == two.sequence_length(3)
@@ -149,12 +160,12 @@ TINY = dict(
 
 
 def test_same_seed_same_weights_and_attention_only_is_exact():
-    arch = ToyArchitecture(n_layers=2, n_heads=2, d_model=16, n_positions=16)
-    first, metrics, history = train(COPY, arch, TrainSettings(**TINY), progress=False)
-    second, _, _ = train(COPY, arch, TrainSettings(**TINY), progress=False)
+    arch = shape(n_layers=2, n_heads=2, d_model=16, n_positions=16)
+    first, metrics, history = train(COPY, arch, settings(**TINY), progress=False)
+    second, _, _ = train(COPY, arch, settings(**TINY), progress=False)
     for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
         assert torch.equal(a, b), name
-    other, _, _ = train(COPY, arch, TrainSettings(**{**TINY, "seed": 1}), progress=False)
+    other, _, _ = train(COPY, arch, settings(**TINY, seed=1), progress=False)
     assert not torch.equal(first.transformer.wte.weight, other.transformer.wte.weight)
     assert [row["step"] for row in metrics] == checkpoint_steps(30, 4)
     assert history[0]["step"] == 0 and history[-1]["step"] == 30
@@ -165,32 +176,34 @@ def test_same_seed_same_weights_and_attention_only_is_exact():
 
 def test_shared_length_batches_have_no_padding_and_every_length():
     """One x length per batch (no padding), drawn over the task's whole range."""
-    settings = TrainSettings(steps=1, batch_size=8, shared_length=True)
+    shared = settings(steps=1, batch_size=8, shared_length=True)
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(200):
-        batch = training_batch(BIGRAM, rng, settings)
+        batch = training_batch(BIGRAM, rng, shared)
         assert (batch.lengths == batch.lengths[0]).all()
         assert not (batch.tokens == BIGRAM.pad).any()
         assert batch.tokens.shape[1] == BIGRAM.sequence_length(int(batch.lengths[0]))
         seen.add(int(batch.lengths[0]))
     assert seen == set(range(BIGRAM.min_len, BIGRAM.max_len + 1))
-    mixed = training_batch(BIGRAM, rng, TrainSettings(steps=1, batch_size=64))
+    mixed = training_batch(BIGRAM, rng, settings(steps=1, batch_size=64))
     assert len(set(mixed.lengths.tolist())) > 1 and (mixed.tokens == BIGRAM.pad).any()
 
 
 def test_mlp_width_is_configurable():
-    arch = ToyArchitecture(2, 2, 16, 16, attn_only=False, d_mlp=24)
+    arch = shape(n_layers=2, n_heads=2, d_model=16, n_positions=16, attn_only=False, d_mlp=24)
     model = build_toy_model(COPY, arch, seed=0)
     assert model.transformer.h[0].mlp.c_fc.weight.shape == (16, 24)
-    wide = build_toy_model(COPY, ToyArchitecture(2, 2, 16, 16, attn_only=False), seed=0)
+    wide = build_toy_model(
+        COPY, shape(n_layers=2, n_heads=2, d_model=16, n_positions=16, attn_only=False), seed=0
+    )
     assert wide.transformer.h[0].mlp.c_fc.weight.shape == (16, 64)
 
 
 def test_toy_directory_is_an_ordinary_pipeline_model(tmp_path):
     from actspace.models.sources import write_model_dir
 
-    arch = ToyArchitecture(n_layers=2, n_heads=2, d_model=16, n_positions=16)
+    arch = shape(n_layers=2, n_heads=2, d_model=16, n_positions=16)
     model = build_toy_model(COPY, arch, seed=0)
     write_model_dir(model, toy_tokenizer(COPY), tmp_path / "toy", "toy", {"source": "toy"}, True)
     manifest = materialise(
@@ -206,7 +219,7 @@ def test_toy_directory_is_an_ordinary_pipeline_model(tmp_path):
         assert not cache[f"blocks.{layer}.hook_mlp_out"].any()
     with pytest.raises(ActspaceError, match="no MLP weights"):
         adapter.mlp_weights(0)
-    from actspace.weights_svd import matrix_kinds, weight_matrices
+    from actspace.methods.weights_svd.matrices import matrix_kinds, weight_matrices
 
     assert matrix_kinds(adapter) == ["ov"]
     assert {m.kind for m in weight_matrices(adapter)} == {"ov"}
@@ -255,9 +268,9 @@ def test_search_is_attention_only_unless_it_says_otherwise(tmp_path):
     entry = copy.deepcopy(TINY_TOYS["tiny-bigram"])
     entry["model"].update(attn_only=False, dropout=0.1)
     entry["search"] = {"n_layers": [1], "n_heads": [2], "d_model": [8]}
-    toy_search_job("t", entry, tmp_path / "a.csv")
+    toy_search_job("t", with_defaults(entry, *SPEC), tmp_path / "a.csv")
     entry["search"]["attn_only"] = False
-    toy_search_job("t", entry, tmp_path / "m.csv")
+    toy_search_job("t", with_defaults(entry, *SPEC), tmp_path / "m.csv")
     attn_only, with_mlp = read_csv(tmp_path / "a.csv")[0], read_csv(tmp_path / "m.csv")[0]
     d, vocab, positions = 8, 4 + 4, 20
     embeddings = (vocab + positions) * d
@@ -266,5 +279,5 @@ def test_search_is_attention_only_unless_it_says_otherwise(tmp_path):
     assert with_mlp["params"] == attn_only["params"] + (d * 4 * d + 4 * d) + (4 * d * d + d)
     assert attn_only["steps"] == entry["train"]["steps"]
     entry["search"]["train"] = {"steps": 3}
-    toy_search_job("t", entry, tmp_path / "s.csv")
+    toy_search_job("t", with_defaults(entry, *SPEC), tmp_path / "s.csv")
     assert read_csv(tmp_path / "s.csv")[0]["steps"] == 3

@@ -1,18 +1,16 @@
 """Weight SVD: reconstruction, OV rank, token projection, the locator and rank-1 edits."""
 
-import csv
-
 import numpy as np
 import pytest
 import torch
 
-from actspace import weights_svd as ws
+from actspace.methods.weights_svd import edits, job, matrices, read, tokens
 from actspace.cli import main as cli_main
 from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter
 from actspace.models.sources import write_model_dir
-from actspace.store import open_store
-from conftest import WORDS, build_tiny_model
+from actspace.store import open_store, read_csv
+from conftest import WORDS, build_tiny_model, with_defaults
 
 
 @pytest.fixture(params=["llama", "gpt2"], scope="module")
@@ -25,50 +23,50 @@ def test_ov_matrix_is_the_folded_value_output_product(adapter):
     """x_normed W_OV equals the head's contribution to the attention output when the head
     attends to a single position (the value path, biases aside)."""
     layer, head = 1, 2
-    W = ws.ov_matrix(adapter, layer, head)
+    W = matrices.ov_matrix(adapter, layer, head)
     weights = adapter.attention_weights(layer)
     gain = adapter.block_norm_scales(layer)[0]
     x = torch.randn(3, adapter.d_model)
     expected = ((x * gain) @ weights.W_V[adapter.kv_head_of(head)]) @ weights.W_O[head]
     torch.testing.assert_close(x @ W, expected)
-    S = ws.svd(W)[1]
+    S = matrices.svd(W)[1]
     # rank d_head: beyond it only float32 rounding of the product (~1e-7 relative)
     assert int((S > 1e-5 * S[0]).sum()) == adapter.d_head
 
 
 def test_matrices_reconstruct_from_their_svd(adapter):
-    for matrix in ws.weight_matrices(adapter):
-        U, S, Vh = ws.decompose_matrix(matrix)
+    for matrix in matrices.weight_matrices(adapter):
+        U, S, Vh = matrices.decompose_matrix(matrix)
         rebuilt = (U * S) @ Vh
         relative = (rebuilt - matrix.W.double()).norm() / matrix.W.double().norm()
         assert relative < 1e-6  # W is float32
         torch.testing.assert_close(U.T @ U, torch.eye(len(S), dtype=U.dtype))
         torch.testing.assert_close(Vh @ Vh.T, torch.eye(len(S), dtype=U.dtype))
         if matrix.factors is not None:  # the factored SVD agrees with a dense one
-            dense = ws.svd(matrix.W)[1][: len(S)]
+            dense = matrices.svd(matrix.W)[1][: len(S)]
             torch.testing.assert_close(S, dense, rtol=1e-5, atol=1e-7)
-    kinds = {m.kind for m in ws.weight_matrices(adapter)}
-    assert kinds == set(ws.matrix_kinds(adapter))
+    kinds = {m.kind for m in matrices.weight_matrices(adapter)}
+    assert kinds == set(matrices.matrix_kinds(adapter))
 
 
 def test_top_tokens_match_a_direct_projection(adapter):
-    W_U = ws.unembedding(adapter, fold_final_norm=False, center=False)
+    W_U = tokens.unembedding(adapter, fold_final_norm=False, center=False)
     torch.testing.assert_close(W_U, adapter.model.lm_head.weight.double().T)
     directions = torch.randn(4, adapter.d_model, dtype=torch.float64)
-    ids, scores = ws.top_tokens(directions, W_U, 5)
+    ids, scores = tokens.top_tokens(directions, W_U, 5)
     for i in range(4):
         logits = (directions[i] @ adapter.model.lm_head.weight.detach().double().T).numpy()
         order = np.argsort(logits)
         assert ids[i, 0].tolist() == order[::-1][:5].tolist()
         assert ids[i, 1].tolist() == order[:5].tolist()
         np.testing.assert_allclose(scores[i, 1].numpy(), -logits[order[:5]])
-    centred = ws.unembedding(adapter, fold_final_norm=True, center=True)
+    centred = tokens.unembedding(adapter, fold_final_norm=True, center=True)
     torch.testing.assert_close(centred.mean(1), torch.zeros(adapter.d_model, dtype=torch.float64))
 
 
 def test_neighbourhood_radius_matches_a_sort_of_all_cosines():
     W_E = torch.randn(300, 16, dtype=torch.float64)
-    hoods = ws.token_neighbourhoods(W_E, k=7, chunk=64)  # several chunks
+    hoods = tokens.token_neighbourhoods(W_E, k=7, chunk=64)  # several chunks
     unit = torch.nn.functional.normalize(W_E, dim=1)
     cos = unit @ unit.T
     cos.fill_diagonal_(-2.0)
@@ -80,13 +78,13 @@ def test_coherence_of_identical_clustered_and_random_token_sets():
     generator = torch.Generator().manual_seed(0)
     W_E = torch.randn(2000, 32, generator=generator, dtype=torch.float64)
     W_E[:5] = W_E[0] + 0.01 * torch.randn(5, 32, generator=generator, dtype=torch.float64)
-    hoods = ws.token_neighbourhoods(W_E, k=20)
-    assert ws.coherence(torch.tensor([[3, 3, 3, 3]]), hoods).item() == 1.0
-    assert ws.coherence(torch.tensor([0, 1, 2, 3, 4]), hoods).item() == 1.0  # a tight cluster
+    hoods = tokens.token_neighbourhoods(W_E, k=20)
+    assert tokens.coherence(torch.tensor([[3, 3, 3, 3]]), hoods).item() == 1.0
+    assert tokens.coherence(torch.tensor([0, 1, 2, 3, 4]), hoods).item() == 1.0  # a tight cluster
     # random sets: each pair is a neighbour with probability k / (vocab - 1)
     sets = torch.randint(5, 2000, (4000, 10), generator=generator)
     expected = 20 / 1999
-    assert abs(ws.coherence(sets, hoods).mean().item() - expected) < 0.2 * expected
+    assert abs(tokens.coherence(sets, hoods).mean().item() - expected) < 0.2 * expected
 
 
 def test_coherence_ignores_a_shared_offset_that_swamps_cosines():
@@ -96,28 +94,31 @@ def test_coherence_ignores_a_shared_offset_that_swamps_cosines():
     W_E = torch.randn(1000, 32, generator=generator, dtype=torch.float64)
     W_E[:6] = W_E[0] + 0.2 * torch.randn(6, 32, generator=generator, dtype=torch.float64)
     W_E += 20.0 * torch.randn(32, generator=generator, dtype=torch.float64)
-    hoods = ws.token_neighbourhoods(W_E, k=10)
+    hoods = tokens.token_neighbourhoods(W_E, k=10)
     cosines = hoods.unit @ hoods.unit.T
     assert cosines.min() > 0.9
-    clustered = ws.coherence(torch.arange(6), hoods).item()
-    random_sets = ws.coherence(torch.randint(6, 1000, (500, 6), generator=generator), hoods)
+    clustered = tokens.coherence(torch.arange(6), hoods).item()
+    random_sets = tokens.coherence(torch.randint(6, 1000, (500, 6), generator=generator), hoods)
     assert clustered > 0.9 and random_sets.mean() < 0.05
 
 
 @pytest.mark.parametrize("kind", ["ov", "mlp_gate", "mlp_out", "mlp_in"])
 def test_rank_one_edit_removes_exactly_one_singular_value(adapter, kind):
-    if kind not in ws.matrix_kinds(adapter):
+    if kind not in matrices.matrix_kinds(adapter):
         pytest.skip(f"{adapter.family} has no {kind}")
     layer, head = 1, (1 if kind == "ov" else -1)
     current = {
-        m.kind: m for m in ws.weight_matrices(adapter) if m.layer == layer and m.head == head
+        m.kind: m for m in matrices.weight_matrices(adapter) if m.layer == layer and m.head == head
     }
     before = {name: p.detach().clone() for name, p in adapter.model.named_parameters()}
-    U, S, Vh = ws.decompose_matrix(current[kind])
+    U, S, Vh = matrices.decompose_matrix(current[kind])
     i = 2
-    with ws.removed_direction(adapter, kind, layer, head, U[:, i], float(S[i]), Vh[i]):
-        edited = [m for m in ws.weight_matrices(adapter) if m.layer == layer and m.head == head]
-        S_new = ws.decompose_matrix({m.kind: m for m in edited}[kind])[1]
+    direction = edits.SingularDirection(kind, layer, head, U[:, i], float(S[i]), Vh[i])
+    with edits.removed_direction(adapter, direction):
+        edited = [
+            m for m in matrices.weight_matrices(adapter) if m.layer == layer and m.head == head
+        ]
+        S_new = matrices.decompose_matrix({m.kind: m for m in edited}[kind])[1]
         expected = torch.cat([S[:i], S[i + 1 :], torch.zeros(1, dtype=S.dtype)])
         torch.testing.assert_close(S_new, expected, rtol=1e-4, atol=1e-5)
     for name, p in adapter.model.named_parameters():
@@ -130,8 +131,8 @@ def _planted_model(tmp_path):
     model, tokenizer = build_tiny_model("llama", seed=7)
     adapter = ModelAdapter(model, tokenizer)
     planted = ["cat", "dog", "mat"]
-    W_U = ws.unembedding(adapter, False, False)
-    target = ws.query_vector(planted, tokenizer, ws.pseudo_inverse_embedding(W_U)).float()
+    W_U = tokens.unembedding(adapter, False, False)
+    target = tokens.query_vector(planted, tokenizer, tokens.pseudo_inverse_embedding(W_U)).float()
     dh = adapter.d_head
     with torch.no_grad():
         w = torch.randn(dh)
@@ -143,28 +144,31 @@ def _planted_model(tmp_path):
 
 def test_locator_finds_the_planted_matrix(tmp_path):
     model_dir, planted = _planted_model(tmp_path)
-    kinds = ["ov", "mlp_gate", "mlp_up", "mlp_out"]
-    tables = {kind: str(tmp_path / f"tokens_{kind}.csv") for kind in kinds}
-    ws.weights_svd_job(
+    settings = {
+        "k_dirs": 8,
+        "k_tokens": 3,
+        "n_null": 200,
+        "queries": {"pets": planted},
+        "edit": {"prompt": "the big", "token": "cat"},
+    }
+    job.weights_svd_job(
         str(model_dir),
         str(tmp_path / "svd.zarr"),
-        tables,
+        str(tmp_path / "tokens"),
         str(tmp_path / "queries.csv"),
         str(tmp_path / "edits.csv"),
-        k_dirs=8,
-        k_tokens=3,
-        n_null=200,
-        queries={"pets": planted},
-        edit={"prompt": "the big", "token": "cat"},
+        with_defaults({"models": ["planted"], **settings}, "weights_svd"),
     )
-    hits = ws.locate_in_store(tmp_path / "svd.zarr", model_dir, planted, 0.15)
+    tables = sorted(p.name for p in (tmp_path / "tokens").iterdir())
+    assert tables == ["mlp_gate.csv", "mlp_out.csv", "mlp_up.csv", "ov.csv"]  # the model's kinds
+    hits = read.locate_in_store(tmp_path / "svd.zarr", model_dir, planted, 0.15)
     best = hits[0]
     assert (best["kind"], best["layer"], best["head"], best["direction"]) == ("ov", 1, 3, 0)
     assert best["cosine"] > 0.99
-    edits = list(csv.DictReader(open(tmp_path / "edits.csv", encoding="utf-8")))
+    edit_rows = read_csv(tmp_path / "edits.csv")
     candidates = open_store(tmp_path / "svd.zarr").attrs["edit"]["candidates"]
-    assert len(edits) == 8 * len(candidates)  # every direction of every candidate matrix
-    assert sum(int(r["cued"]) for r in edits) == len(candidates)
+    assert len(edit_rows) == 8 * len(candidates)  # every direction of every candidate matrix
+    assert sum(r["cued"] for r in edit_rows) == len(candidates)
     planted_head = [c for c in candidates if (c["kind"], c["layer"], c["head"]) == ("ov", 1, 3)]
     assert planted_head and planted_head[0]["target_direction"] == 0
     rows = (tmp_path / "queries.csv").read_text().splitlines()
@@ -177,7 +181,7 @@ def test_locator_finds_the_planted_matrix(tmp_path):
     # reconstruction from the stored vectors (k_dirs = 8 = d_head: the whole OV matrix)
     adapter = ModelAdapter(*build_tiny_model("llama", seed=7))
     U, S, Vh = store["ov/U"][5], store["ov_S"][1, 1], store["ov/Vh"][5]
-    W = ws.ov_matrix(adapter, 1, 1).numpy()
+    W = matrices.ov_matrix(adapter, 1, 1).numpy()
     np.testing.assert_allclose((U * S) @ Vh, W, rtol=0, atol=1e-5 * np.abs(W).max())
     assert (
         cli_main(
@@ -197,19 +201,28 @@ def test_edit_candidates_pick_one_direction_per_matrix_best_rank_first():
         "mlp_out": {"top_tokens": np.zeros((1, 4, 2, 5), dtype=int), "S": np.ones((1, 4))},
         "mlp_up": {"top_tokens": np.full((1, 4, 2, 5), 7), "S": np.ones((1, 4))},  # reads only
     }
-    assert ws.edit_candidates(results, 7, limit=5) == [("ov", 0, 3), ("ov", 2, 1)]
-    assert ws.edit_candidates(results, 7, limit=1) == [("ov", 0, 3)]
+    assert edits.edit_candidates(results, 7, limit=5) == [("ov", 0, 3), ("ov", 2, 1)]
+    assert edits.edit_candidates(results, 7, limit=1) == [("ov", 0, 3)]
     with pytest.raises(ActspaceError, match="no stored top-token list"):
-        ws.edit_candidates(results, 8, limit=5)
+        edits.edit_candidates(results, 8, limit=5)
 
 
-def test_wrong_kinds_are_named(tmp_path):
-    model_dir, _ = _planted_model(tmp_path)
-    with pytest.raises(ActspaceError, match="weights_svd.kinds"):
-        ws.weights_svd_job(
-            str(model_dir),
-            str(tmp_path / "s.zarr"),
-            {"ov": "a", "mlp_in": "b", "mlp_out": "c"},
-            str(tmp_path / "q.csv"),
-            str(tmp_path / "e.csv"),
-        )
+def test_the_kinds_come_from_the_model(tmp_path):
+    """A GPT-2 (one MLP input matrix) and a Llama (gate and up) in one config: each model's
+    tables and store hold its own kinds, with no per-run list of kinds."""
+    model, tokenizer = build_tiny_model("gpt2", seed=1)
+    write_model_dir(model, tokenizer, tmp_path / "gpt2", "gpt2", {"source": "local"})
+    settings = with_defaults(
+        {"models": ["gpt2"], "k_dirs": 2, "k_tokens": 2, "n_null": 20}, "weights_svd"
+    )
+    out = tmp_path / "out"
+    job.weights_svd_job(
+        str(tmp_path / "gpt2"),
+        str(out / "svd.zarr"),
+        str(out / "tokens"),
+        str(out / "q.csv"),
+        str(out / "e.csv"),
+        settings,
+    )
+    assert sorted(p.stem for p in (out / "tokens").iterdir()) == ["mlp_in", "mlp_out", "ov"]
+    assert read.stored_kinds(open_store(out / "svd.zarr")) == ["ov", "mlp_in", "mlp_out"]

@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 
 from actspace.store import open_store
-from conftest import run_workflow, snapshot, tiny_workflow_config
+from conftest import REPO, run_workflow, snapshot, tiny_workflow_config
 
 # jobs downstream of every change: the text-subspace analyses of both corpora, the report
-TEXT_SUBSPACE_JOBS = {"text_subspaces": 2, "text_subspaces_figures": 2, "text_subspaces_summary": 1}
+TEXT_SUBSPACE_JOBS = {
+    "find_text_subspaces": 2,
+    "text_subspaces_figures": 2,
+    "text_subspaces_summary": 1,
+}
 REPORT_JOBS = {"summary_report": 1, "all": 1}
 
 
@@ -70,7 +74,7 @@ def test_outputs_of_the_tiny_run(tiny_workflow):
     svd = open_store(results / "weights_svd/tiny/svd.zarr", ["ov_S", "mlp_gate_S", "mlp_out_S"])
     assert svd["ov_S"].shape == (2, 4, 8) and svd["mlp_up_S"].shape == (2, 32)
     for kind in ("ov", "mlp_gate", "mlp_up", "mlp_out"):
-        header = (results / f"weights_svd/tiny/tokens_{kind}.csv").read_text().splitlines()[0]
+        header = (results / f"weights_svd/tiny/tokens/{kind}.csv").read_text().splitlines()[0]
         assert header == "layer,head,direction,sign,coherence_z,tokens"
     assert (results / "weights_svd/tiny/figures/edits.png").stat().st_size > 0
     assert "## Weight SVD" in (results / "summary.md").read_text()
@@ -87,6 +91,70 @@ def test_changing_an_analysis_setting_reruns_that_analysis_only(workdir, tiny_ll
     config["text_subspaces"]["grid_points"] = 5
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert planned == TEXT_SUBSPACE_JOBS | REPORT_JOBS
+
+
+# every figure and summary job of the tiny run: what an edit of their code may rerun
+PRESENTATION_JOBS = {
+    "capture_summary": 1,
+    "text_subspaces_figures": 2,
+    "text_subspaces_summary": 1,
+    "weights_svd_figures": 1,
+    "weights_svd_summary": 1,
+    "toy_figures": 2,
+    "toys_summary": 1,
+}
+
+
+def _edited_package(tmp_path, *modules: str) -> dict[str, str]:
+    """A copy of the package with a comment appended to each of ``modules`` (paths below
+    src/actspace), and the environment that makes the workflow import it."""
+    src = tmp_path / "src"
+    shutil.copytree(
+        REPO / "src" / "actspace", src / "actspace", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for module in modules:
+        path = src / "actspace" / module
+        path.write_text(path.read_text() + "\n# an edit\n")
+    return {"PYTHONPATH": str(src)}
+
+
+def test_editing_summaries_figures_and_reports_reruns_no_computation(
+    workdir, tiny_llama_dir, tmp_path
+):
+    package = REPO / "src" / "actspace"
+    edited = [
+        str(path.relative_to(package))
+        for path in [*package.glob("methods/*/summary.py"), *package.glob("methods/*/figures.py")]
+        + [package / "plotting.py", *package.glob("reporting/*.py")]
+    ]
+    env = _edited_package(tmp_path, *edited)
+    planned = _jobs_planned(
+        run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), "--dry-run", env=env)
+    )
+    assert planned == PRESENTATION_JOBS | REPORT_JOBS
+
+
+def test_editing_one_methods_math_reruns_that_method_only(workdir, tiny_llama_dir, tmp_path):
+    env = _edited_package(tmp_path, "methods/text_subspaces/math.py")
+    planned = _jobs_planned(
+        run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), "--dry-run", env=env)
+    )
+    assert planned == TEXT_SUBSPACE_JOBS | REPORT_JOBS
+
+
+def test_a_method_target_plans_that_method_only(tmp_path, tiny_llama_dir):
+    planned = _jobs_planned(
+        run_workflow(
+            tmp_path / "fresh", tiny_workflow_config(tiny_llama_dir), "--dry-run", "weights_svd"
+        )
+    )
+    assert planned == {
+        "materialise_model": 1,
+        "decompose_weights": 1,
+        "weights_svd_figures": 1,
+        "weights_svd_summary": 1,
+        "weights_svd": 1,
+    }
 
 
 def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, tiny_llama_dir):

@@ -1,12 +1,16 @@
 """actspace: the geometry of transformer activations and weights, as a Snakemake pipeline.
 
-Modules
--------
-models      load, materialise and hook any supported causal LM (one adapter over architectures)
-corpora     turn a corpus spec (prompts, files, model samples) into a token store
-capture     record residual-stream activations into a Zarr store
-store       atomic Zarr v3 I/O with provenance attributes
-summary     headline numbers beside the published ones
+Layout
+------
+models      shared: load, materialise and hook any supported causal LM (one adapter)
+data        shared: corpora, batching, generation
+store       shared: atomic Zarr v3 stores and CSV/JSON tables with provenance attributes
+provenance  shared: package versions and the code hashes that decide staleness
+plotting    shared: figure style
+methods     one package per method (capture, text_subspaces, weights_svd, toys), split by
+            role: math, job, summary, figures
+registry    the list of methods the workflow is built from
+reporting   the summary of results (never imported by a computation)
 """
 
 __version__ = "0.1.0"

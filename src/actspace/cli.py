@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     locate.add_argument("--top", type=int, default=20, help="rows to print")
     args = parser.parse_args(argv)
 
-    from actspace.weights_svd import locate_in_store
+    from actspace.methods.weights_svd.read import locate_in_store
 
     try:
         hits = locate_in_store(args.svd, args.model, args.words, args.threshold)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import shutil
 import warnings
@@ -147,4 +148,28 @@ def write_csv(
                     for k, v in row.items()
                 }
             writer.writerow(row)
+    os.replace(tmp, target)
+
+
+def read_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a CSV table as :func:`write_csv` writes them, numbers parsed (int, else float)."""
+
+    def parse(value: str) -> Any:
+        for kind in (int, float):
+            try:
+                return kind(value)
+            except ValueError:
+                pass
+        return value
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{k: parse(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def write_json(data: Any, path: str | os.PathLike) -> None:
+    """``data`` as indented JSON, written under a temporary name and renamed when complete."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)

@@ -1,7 +1,7 @@
 rule capture_residuals:
     input:
-        model=model_dir,
-        corpus="results/corpora/{model}/{corpus}.zarr",
+        model=rules.materialise_model.output[0],
+        corpus=rules.tokenize_corpus.output[0],
     output:
         directory("results/activations/{model}/{corpus}.zarr"),
     log:
@@ -13,8 +13,33 @@ rule capture_residuals:
         mem_mb=model_mem_mb,
         gpu=GPUS,
     params:
-        settings=capture_settings(),
+        settings=settings_of("capture"),
         device=DEVICE,
-        code=code_hash("actspace.capture"),
+        code=code_hash("actspace.methods.capture.job"),
     script:
         "../scripts/capture_residuals.py"
+
+
+rule capture_summary:
+    input:
+        stores=per_model_and_corpus("capture", rules.capture_residuals.output[0]),
+    output:
+        "results/summary/capture.json",
+    log:
+        "results/logs/capture_summary.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=500,
+        gpu=0,
+    params:
+        code=code_hash("actspace.methods.capture.summary"),
+    script:
+        "../scripts/capture_summary.py"
+
+
+rule capture:
+    input:
+        rules.capture_summary.input.stores,
+        rules.capture_summary.output,

@@ -1,6 +1,6 @@
 rule tokenize_corpus:
     input:
-        model=model_dir,
+        model=rules.materialise_model.output[0],
     output:
         directory("results/corpora/{model}/{corpus}.zarr"),
     log:
@@ -14,6 +14,6 @@ rule tokenize_corpus:
     params:
         spec=corpus_spec,
         device=DEVICE,
-        code=code_hash("actspace.corpora"),
+        code=code_hash("actspace.data.corpora"),
     script:
         "../scripts/tokenize_corpus.py"

@@ -1,13 +1,13 @@
-rule text_subspaces:
+rule find_text_subspaces:
     input:
-        model=model_dir,
-        activations="results/activations/{model}/{corpus}.zarr",
-        corpus="results/corpora/{model}/{corpus}.zarr",
+        model=rules.materialise_model.output[0],
+        activations=rules.capture_residuals.output[0],
+        corpus=rules.tokenize_corpus.output[0],
     output:
         store=directory("results/text_subspaces/{model}/{corpus}.zarr"),
         generations="results/text_subspaces/{model}/{corpus}.generations.md",
     log:
-        "results/logs/text_subspaces/{model}/{corpus}.log",
+        "results/logs/find_text_subspaces/{model}/{corpus}.log",
     conda:
         ENV
     threads: THREADS
@@ -15,18 +15,21 @@ rule text_subspaces:
         mem_mb=model_mem_mb,
         gpu=GPUS,
     params:
-        settings=text_subspaces_settings(),
+        settings=settings_of("text_subspaces"),
         device=DEVICE,
-        code=code_hash("actspace.textsub"),
+        code=code_hash("actspace.methods.text_subspaces.job"),
     script:
-        "../scripts/text_subspaces.py"
+        "../scripts/find_text_subspaces.py"
 
 
 rule text_subspaces_figures:
     input:
-        "results/text_subspaces/{model}/{corpus}.zarr",
+        rules.find_text_subspaces.output.store,
     output:
-        **text_subspace_figures("{model}", "{corpus}"),
+        spectrum="results/text_subspaces/{model}/figures/{corpus}.spectrum.png",
+        nll="results/text_subspaces/{model}/figures/{corpus}.nll.png",
+        overlap="results/text_subspaces/{model}/figures/{corpus}.overlap.png",
+        usage="results/text_subspaces/{model}/figures/{corpus}.usage.png",
     log:
         "results/logs/text_subspaces_figures/{model}/{corpus}.log",
     conda:
@@ -36,14 +39,15 @@ rule text_subspaces_figures:
         mem_mb=2000,
         gpu=0,
     params:
-        code=code_hash("actspace.plots"),
+        code=code_hash("actspace.methods.text_subspaces.figures"),
     script:
         "../scripts/text_subspaces_figures.py"
 
 
 rule text_subspaces_summary:
     input:
-        all_text_subspace_stores(),
+        stores=per_model_and_corpus("text_subspaces", rules.find_text_subspaces.output.store),
+        published=PUBLISHED,
     output:
         "results/summary/text_subspaces.json",
     log:
@@ -55,6 +59,13 @@ rule text_subspaces_summary:
         mem_mb=1000,
         gpu=0,
     params:
-        code=code_hash("actspace.textsub"),
+        code=code_hash("actspace.methods.text_subspaces.summary"),
     script:
         "../scripts/text_subspaces_summary.py"
+
+
+rule text_subspaces:
+    input:
+        per_model_and_corpus("text_subspaces", list(rules.text_subspaces_figures.output)),
+        per_model_and_corpus("text_subspaces", rules.find_text_subspaces.output.generations),
+        rules.text_subspaces_summary.output,

@@ -1,10 +1,13 @@
+from actspace.methods.toys.spec import searched_toys, trained_toys
+
+
 rule train_toy:
     output:
-        model=directory(toy_outputs("{toy}")["model"]),
-        checkpoints=directory(toy_outputs("{toy}")["checkpoints"]),
-        metrics=toy_outputs("{toy}")["metrics"],
-        history=toy_outputs("{toy}")["history"],
-        heads=toy_outputs("{toy}")["heads"],
+        model=directory("results/toys/{toy}/model"),
+        checkpoints=directory("results/toys/{toy}/checkpoints"),
+        metrics="results/toys/{toy}/metrics.csv",
+        history="results/toys/{toy}/training_log.csv",
+        heads="results/toys/{toy}/heads.csv",
     log:
         "results/logs/train_toy/{toy}.log",
     conda:
@@ -14,19 +17,20 @@ rule train_toy:
         mem_mb=2000,
         gpu=0,
     params:
-        entry=toy_entry,
-        code=code_hash("actspace.toys"),
+        entry=lambda wildcards: config["toys"]["specs"][wildcards.toy],
+        code=code_hash("actspace.methods.toys.job"),
     script:
         "../scripts/train_toy.py"
 
 
 rule toy_figures:
     input:
-        model=toy_outputs("{toy}")["model"],
-        metrics=toy_outputs("{toy}")["metrics"],
-        history=toy_outputs("{toy}")["history"],
+        model=rules.train_toy.output.model,
+        metrics=rules.train_toy.output.metrics,
+        history=rules.train_toy.output.history,
     output:
-        **toy_figure_paths("{toy}"),
+        training="results/toys/{toy}/figures/training.png",
+        attention="results/toys/{toy}/figures/attention.png",
     log:
         "results/logs/toy_figures/{toy}.log",
     conda:
@@ -36,8 +40,8 @@ rule toy_figures:
         mem_mb=2000,
         gpu=0,
     params:
-        entry=toy_entry,
-        code=code_hash("actspace.toys", "actspace.plots"),
+        entry=lambda wildcards: config["toys"]["specs"][wildcards.toy],
+        code=code_hash("actspace.methods.toys.figures"),
     script:
         "../scripts/toy_figures.py"
 
@@ -54,15 +58,18 @@ rule toy_search:
         mem_mb=2000,
         gpu=0,
     params:
-        entry=toy_entry,
-        code=code_hash("actspace.toys"),
+        entry=lambda wildcards: config["toys"]["specs"][wildcards.toy],
+        code=code_hash("actspace.methods.toys.job"),
     script:
         "../scripts/toy_search.py"
 
 
 rule toys_summary:
     input:
-        unpack(toys_summary_inputs),
+        metrics=expand(rules.train_toy.output.metrics, toy=trained_toys(config)),
+        heads=expand(rules.train_toy.output.heads, toy=trained_toys(config)),
+        searches=expand(rules.toy_search.output[0], toy=searched_toys(config)),
+        published=PUBLISHED,
     output:
         "results/summary/toys.json",
     log:
@@ -74,7 +81,15 @@ rule toys_summary:
         mem_mb=500,
         gpu=0,
     params:
-        toys=trained_toys(),
-        code=code_hash("actspace.toys"),
+        toys=trained_toys(config),
+        code=code_hash("actspace.methods.toys.summary"),
     script:
         "../scripts/toys_summary.py"
+
+
+rule toys:
+    input:
+        expand(rules.train_toy.output.metrics, toy=trained_toys(config)),
+        expand(list(rules.toy_figures.output), toy=trained_toys(config)),
+        expand(rules.toy_search.output, toy=searched_toys(config)),
+        rules.toys_summary.output if trained_toys(config) else [],

@@ -1,13 +1,13 @@
-rule weights_svd:
+rule decompose_weights:
     input:
-        model=model_dir,
+        model=rules.materialise_model.output[0],
     output:
         store=directory("results/weights_svd/{model}/svd.zarr"),
-        tables=expand("results/weights_svd/{{model}}/tokens_{kind}.csv", kind=WEIGHT_KINDS),
+        tables=directory("results/weights_svd/{model}/tokens"),
         queries="results/weights_svd/{model}/queries.csv",
         edits="results/weights_svd/{model}/edits.csv",
     log:
-        "results/logs/weights_svd/{model}.log",
+        "results/logs/decompose_weights/{model}.log",
     conda:
         ENV
     threads: THREADS
@@ -15,20 +15,22 @@ rule weights_svd:
         mem_mb=model_mem_mb,
         gpu=0,
     params:
-        kinds=WEIGHT_KINDS,
-        settings=weights_svd_settings(),
-        code=code_hash("actspace.weights_svd"),
+        settings=settings_of("weights_svd"),
+        code=code_hash("actspace.methods.weights_svd.job"),
     script:
-        "../scripts/weights_svd.py"
+        "../scripts/decompose_weights.py"
 
 
 rule weights_svd_figures:
     input:
-        store="results/weights_svd/{model}/svd.zarr",
-        tables=expand("results/weights_svd/{{model}}/tokens_{kind}.csv", kind=WEIGHT_KINDS),
-        edits="results/weights_svd/{model}/edits.csv",
+        store=rules.decompose_weights.output.store,
+        tables=rules.decompose_weights.output.tables,
+        edits=rules.decompose_weights.output.edits,
     output:
-        **weights_svd_figure_paths("{model}"),
+        tokens="results/weights_svd/{model}/figures/tokens.png",
+        spectra="results/weights_svd/{model}/figures/spectra.png",
+        coherence="results/weights_svd/{model}/figures/coherence.png",
+        edits="results/weights_svd/{model}/figures/edits.png",
     log:
         "results/logs/weights_svd_figures/{model}.log",
     conda:
@@ -38,15 +40,15 @@ rule weights_svd_figures:
         mem_mb=2000,
         gpu=0,
     params:
-        kinds=WEIGHT_KINDS,
-        code=code_hash("actspace.plots"),
+        code=code_hash("actspace.methods.weights_svd.figures"),
     script:
         "../scripts/weights_svd_figures.py"
 
 
 rule weights_svd_summary:
     input:
-        expand("results/weights_svd/{model}/svd.zarr", model=config["weights_svd"]["models"]),
+        stores=expand(rules.decompose_weights.output.store, model=config["weights_svd"]["models"]),
+        published=PUBLISHED,
     output:
         "results/summary/weights_svd.json",
     log:
@@ -58,6 +60,13 @@ rule weights_svd_summary:
         mem_mb=1000,
         gpu=0,
     params:
-        code=code_hash("actspace.weights_svd"),
+        code=code_hash("actspace.methods.weights_svd.summary"),
     script:
         "../scripts/weights_svd_summary.py"
+
+
+rule weights_svd:
+    input:
+        expand(list(rules.weights_svd_figures.output), model=config["weights_svd"]["models"]),
+        expand(rules.decompose_weights.output.queries, model=config["weights_svd"]["models"]),
+        rules.weights_svd_summary.output,

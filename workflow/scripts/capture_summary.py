@@ -1,8 +1,8 @@
-"""Snakemake glue for rule capture_summary (logic: actspace.capture)."""
+"""Snakemake glue for rule capture_summary (logic: actspace.methods.capture.summary)."""
 
-from actspace.capture import capture_summary
 from actspace.jobs import job
-from actspace.summary import write_json
+from actspace.methods.capture.summary import capture_summary
+from actspace.store import write_json
 
 with job(snakemake):
-    write_json(capture_summary(list(snakemake.input)), snakemake.output[0])
+    write_json(capture_summary(list(snakemake.input.stores)), snakemake.output[0])

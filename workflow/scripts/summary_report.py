@@ -1,7 +1,7 @@
-"""Snakemake glue for rule summary_report (logic: actspace.summary)."""
+"""Snakemake glue for rule summary_report (logic: actspace.reporting.page)."""
 
 from actspace.jobs import job
-from actspace.summary import assemble
+from actspace.reporting.page import assemble
 
 with job(snakemake):
     assemble(list(snakemake.input), snakemake.output[0])

@@ -1,8 +1,9 @@
-"""Snakemake glue for rule text_subspaces_summary (logic: actspace.textsub)."""
+"""Snakemake glue for rule text_subspaces_summary (logic: actspace.methods.text_subspaces.summary)."""
 
 from actspace.jobs import job
-from actspace.summary import write_json
-from actspace.textsub import text_subspaces_summary
+from actspace.methods.text_subspaces.summary import text_subspaces_summary
+from actspace.store import write_json
 
 with job(snakemake):
-    write_json(text_subspaces_summary(list(snakemake.input)), snakemake.output[0])
+    summary = text_subspaces_summary(list(snakemake.input.stores), snakemake.input.published)
+    write_json(summary, snakemake.output[0])

@@ -1,6 +1,6 @@
-"""Snakemake glue for rule tokenize_corpus (logic: actspace.corpora)."""
+"""Snakemake glue for rule tokenize_corpus (logic: actspace.data.corpora)."""
 
-from actspace.corpora import build_corpus
+from actspace.data.corpora import build_corpus
 from actspace.jobs import job
 
 with job(snakemake):
@@ -9,5 +9,5 @@ with job(snakemake):
         snakemake.params.spec,
         snakemake.input.model,
         snakemake.output[0],
-        device=snakemake.params.device,
+        snakemake.params.device,
     )

@@ -1,7 +1,7 @@
-"""Snakemake glue for rule toy_figures (logic: actspace.toys, actspace.plots)."""
+"""Snakemake glue for rule toy_figures (logic: actspace.methods.toys.figures)."""
 
 from actspace.jobs import job
-from actspace.toys import toy_figures_job
+from actspace.methods.toys.figures import toy_figures_job
 
 with job(snakemake):
     toy_figures_job(

@@ -1,7 +1,15 @@
-"""Snakemake glue for rule toys_summary (logic: actspace.toys)."""
+"""Snakemake glue for rule toys_summary (logic: actspace.methods.toys.summary)."""
 
 from actspace.jobs import job
-from actspace.toys import toys_summary
+from actspace.methods.toys.summary import toys_summary
+from actspace.store import write_json
 
 with job(snakemake):
-    toys_summary(snakemake.params.toys, dict(snakemake.input.items()), snakemake.output[0])
+    summary = toys_summary(
+        snakemake.params.toys,
+        list(snakemake.input.metrics),
+        list(snakemake.input.heads),
+        list(snakemake.input.searches),
+        snakemake.input.published,
+    )
+    write_json(summary, snakemake.output[0])

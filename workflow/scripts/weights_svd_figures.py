@@ -1,12 +1,9 @@
-"""Snakemake glue for rule weights_svd_figures (logic: actspace.plots)."""
+"""Snakemake glue for rule weights_svd_figures (logic: actspace.methods.weights_svd.figures)."""
 
 from actspace.jobs import job
-from actspace.plots import weights_svd_figures
+from actspace.methods.weights_svd.figures import weights_svd_figures
 
 with job(snakemake):
     weights_svd_figures(
-        snakemake.input.store,
-        dict(zip(snakemake.params.kinds, snakemake.input.tables)),
-        snakemake.input.edits,
-        **snakemake.output,
+        snakemake.input.store, snakemake.input.tables, snakemake.input.edits, **snakemake.output
     )

@@ -1,8 +1,9 @@
-"""Snakemake glue for rule weights_svd_summary (logic: actspace.weights_svd)."""
+"""Snakemake glue for rule weights_svd_summary (logic: actspace.methods.weights_svd.summary)."""
 
 from actspace.jobs import job
-from actspace.summary import write_json
-from actspace.weights_svd import weights_svd_summary
+from actspace.methods.weights_svd.summary import weights_svd_summary
+from actspace.store import write_json
 
 with job(snakemake):
-    write_json(weights_svd_summary(list(snakemake.input)), snakemake.output[0])
+    summary = weights_svd_summary(list(snakemake.input.stores), snakemake.input.published)
+    write_json(summary, snakemake.output[0])

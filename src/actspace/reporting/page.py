@@ -1,15 +1,7 @@
-"""The summary of results: each method's headline numbers beside the published ones.
+"""The summary page: every method's headline numbers beside the published ones.
 
-Every method writes ``results/summary/{method}.json``::
-
-    {"method": ..., "title": ..., "rows": [
-        {"quantity": ..., "value": ..., "unit": ..., "model": ..., "setting": ...,
-         "published": ... or null, "study": ... or null, "study_setting": ... or null}],
-     "notes": [...]}  (optional: how to read the numbers)
-
-built by each method's own ``summary_rows`` function (``capture.capture_summary``,
-``textsub.text_subspaces_summary``), and :func:`render_markdown` assembles them into
-``results/summary.md``, the page a reader opens first.
+:func:`render_markdown` assembles the per-method summaries (``results/summary/{method}.json``,
+see :mod:`actspace.reporting.rows`) into ``results/summary.md``, the page a reader opens first.
 """
 
 from __future__ import annotations
@@ -19,34 +11,6 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-
-def row(
-    quantity: str,
-    value: Any,
-    model: str,
-    setting: str,
-    unit: str = "",
-    published: Any = None,
-    study: str | None = None,
-    study_setting: str | None = None,
-) -> dict[str, Any]:
-    """One row of a method's summary: a headline number beside the published one."""
-    return {
-        "quantity": quantity,
-        "value": value,
-        "unit": unit,
-        "model": model,
-        "setting": setting,
-        "published": published,
-        "study": study,
-        "study_setting": study_setting,
-    }
-
-
-def write_json(summary: dict[str, Any], out: str | os.PathLike) -> None:
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _format(value: Any) -> str:

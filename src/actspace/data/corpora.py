@@ -28,17 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from tqdm.auto import tqdm
 
+from actspace.data.generation import greedy_continuations, sample_texts
 from actspace.errors import ActspaceError
-from actspace.models import ModelAdapter, read_manifest
+from actspace.models import load_model, read_manifest
 from actspace.store import atomic_store, open_store, provenance
 
 log = logging.getLogger(__name__)
 
 
-def read_documents(path: str | os.PathLike, field: str = "text") -> list[str]:
+def read_documents(path: str | os.PathLike, field: str) -> list[str]:
     """Documents of a ``.jsonl`` file (one object per line) or a text file (blank-line separated)."""
     path = Path(path)
     if not path.is_file():
@@ -63,7 +62,7 @@ def read_documents(path: str | os.PathLike, field: str = "text") -> list[str]:
 
 
 def tokenize_documents(
-    tokenizer: Any, documents: Sequence[str], n_ctx: int, corpus: str, truncate: bool = False
+    tokenizer: Any, documents: Sequence[str], n_ctx: int, corpus: str, truncate: bool
 ) -> list[list[int]]:
     """Token ids of each document (tokenizer's own special tokens), checked against ``n_ctx``."""
     token_lists = []
@@ -82,77 +81,15 @@ def tokenize_documents(
     return token_lists
 
 
-@torch.no_grad()
-def greedy_continuations(
-    adapter: ModelAdapter, token_lists: Sequence[list[int]], n_new: int
-) -> list[list[int]]:
-    """Each prompt followed by the model's greedy continuation (up to ``n_new`` tokens,
-    ending at EOS, kept). One prompt at a time, so no padding enters the continuation."""
-    eos = adapter.tokenizer.eos_token_id
-    texts = []
-    for ids in tqdm(token_lists, desc="greedy continuations", unit="text", mininterval=5):
-        inputs = torch.tensor([ids], dtype=torch.long, device=adapter.device)
-        out = adapter.model.generate(
-            inputs,
-            attention_mask=torch.ones_like(inputs),
-            do_sample=False,
-            max_new_tokens=n_new,
-            pad_token_id=eos,
-        )
-        texts.append(out[0].tolist())
-    return texts
-
-
-@torch.no_grad()
-def sample_texts(
-    adapter: ModelAdapter, n_texts: int, n_tokens: int, seed: int, batch_size: int = 32
-) -> list[list[int]]:
-    """Sample ``n_texts`` texts of up to ``n_tokens`` new tokens from BOS (temperature 1).
-
-    Each batch is seeded from ``seed`` and its index, so the corpus does not depend on the
-    device's batch size. A text ends at the first EOS (kept), padding after it is dropped.
-    """
-    tokenizer = adapter.tokenizer
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    eos = tokenizer.eos_token_id
-    texts: list[list[int]] = []
-    progress = tqdm(total=n_texts, desc="sampling texts", unit="text", mininterval=5)
-    for batch_index, first in enumerate(range(0, n_texts, batch_size)):
-        size = min(batch_size, n_texts - first)
-        torch.manual_seed(seed * 1_000_003 + batch_index)
-        inputs = torch.full((size, 1), start, dtype=torch.long, device=adapter.device)
-        out = adapter.model.generate(
-            inputs,
-            attention_mask=torch.ones_like(inputs),
-            do_sample=True,
-            temperature=1.0,
-            top_k=0,
-            top_p=1.0,
-            max_new_tokens=n_tokens,
-            min_new_tokens=1,
-            pad_token_id=eos,
-        )
-        for row in out.tolist():
-            new = row[1:]
-            if eos in new:
-                new = new[: new.index(eos) + 1]
-            texts.append([start] + new)
-        progress.update(size)
-    progress.close()
-    return texts
-
-
 def build_corpus(
     corpus: str,
     spec: dict[str, Any],
     model_dir: str | os.PathLike,
     out: str | os.PathLike,
-    device: str = "cpu",
+    device: str,
 ) -> dict[str, Any]:
     """Tokenise (or sample) corpus ``corpus`` for the model in ``model_dir``; write ``out``."""
     from transformers import AutoTokenizer
-
-    from actspace.models import load_model
 
     manifest = read_manifest(model_dir)
     kind = spec["type"]
@@ -162,8 +99,8 @@ def build_corpus(
             adapter,
             spec["n_texts"],
             spec["n_tokens"],
-            spec.get("seed", 0),
-            spec.get("batch_size", 32),
+            spec["seed"],
+            spec["batch_size"],
         )
         prompt_lengths = [1] * len(token_lists)
     else:
@@ -171,16 +108,16 @@ def build_corpus(
         if kind == "prompts":
             documents = list(spec["prompts"])
         elif kind == "file":
-            documents = read_documents(spec["path"], spec.get("field", "text"))
+            documents = read_documents(spec["path"], spec["field"])
         else:
             raise ActspaceError(f"corpus {corpus!r}: unknown type {kind!r}")
         if not documents:
             raise ActspaceError(f"corpus {corpus!r} has no documents")
         token_lists = tokenize_documents(
-            tokenizer, documents, manifest["n_ctx"], corpus, spec.get("truncate", False)
+            tokenizer, documents, manifest["n_ctx"], corpus, spec["truncate"]
         )
         prompt_lengths = [len(ids) for ids in token_lists]
-        n_new = spec.get("continue_tokens", 0) if kind == "prompts" else 0
+        n_new = spec["continue_tokens"] if kind == "prompts" else 0
         if n_new:
             longest = max(prompt_lengths) + n_new
             if longest > manifest["n_ctx"]:

@@ -1,7 +1,7 @@
-"""Snakemake glue for rule text_subspaces (logic: actspace.textsub)."""
+"""Snakemake glue for rule find_text_subspaces (logic: actspace.methods.text_subspaces.job)."""
 
 from actspace.jobs import job
-from actspace.textsub import text_subspaces_job
+from actspace.methods.text_subspaces.job import text_subspaces_job
 
 with job(snakemake):
     text_subspaces_job(
@@ -10,6 +10,6 @@ with job(snakemake):
         snakemake.input.corpus,
         snakemake.output.store,
         snakemake.output.generations,
-        device=snakemake.params.device,
-        **snakemake.params.settings,
+        snakemake.params.device,
+        snakemake.params.settings,
     )

@@ -1,0 +1,151 @@
+"""Copy tasks of the toy transformers: ``<bos> x (<sep> x)* <eos>`` and their batches.
+
+Sequences follow the public decompiling_transformers toys: data tokens ``0..V-1`` followed by
+``<bos>, <sep>, <eos>, <pad>``; the loss covers only the copies and ``<eos>``. ``copy``: x is
+unique tokens; ``bigram-copy``: tokens repeat but every adjacent pair occurs once, so the
+model must match the previous token as well as the current one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from actspace.errors import ActspaceError
+from actspace.models.tokenizers import COPY_TASK_SPECIALS
+
+TASKS = ("copy", "bigram-copy")
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    """A copy task: ``<bos> x (<sep> x)*repetitions <eos>`` over ``vocab`` data tokens."""
+
+    kind: str
+    vocab: int
+    min_len: int
+    max_len: int
+    repetitions: int
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASKS:
+            raise ActspaceError(f"unknown toy task {self.kind!r}; choose one of {TASKS}")
+        if not 1 <= self.min_len <= self.max_len:
+            raise ActspaceError(f"toy task lengths must satisfy 1 <= min_len <= max_len: {self}")
+        if self.kind == "copy" and self.max_len > self.vocab:
+            raise ActspaceError(
+                f"copy task: max_len {self.max_len} exceeds the {self.vocab} data tokens "
+                "(the copied tokens are unique)"
+            )
+
+    @property
+    def bos(self) -> int:
+        return self.vocab
+
+    @property
+    def sep(self) -> int:
+        return self.vocab + 1
+
+    @property
+    def eos(self) -> int:
+        return self.vocab + 2
+
+    @property
+    def pad(self) -> int:
+        return self.vocab + 3
+
+    @property
+    def vocab_size(self) -> int:
+        return self.vocab + len(COPY_TASK_SPECIALS)
+
+    def sequence_length(self, length: int) -> int:
+        """Tokens in a sequence whose ``x`` has ``length`` tokens."""
+        return 2 + length + self.repetitions * (1 + length)
+
+
+def unique_tokens(rng: np.random.Generator, vocab: int, length: int) -> np.ndarray:
+    """``length`` distinct data tokens in random order."""
+    return rng.permutation(vocab)[:length]
+
+
+def unique_bigram_walk(rng: np.random.Generator, vocab: int, length: int) -> np.ndarray:
+    """A random walk over tokens in which every adjacent pair occurs at most once.
+
+    Greedy: each step picks uniformly among the successors whose bigram with the current token
+    is still unused; a walk that gets stuck starts again.
+    """
+    if length - 1 > vocab * vocab:
+        raise ActspaceError(f"no sequence of {length} tokens over {vocab} has unique bigrams")
+    for _ in range(1000):
+        walk = [int(rng.integers(vocab))]
+        used: set[tuple[int, int]] = set()
+        while len(walk) < length:
+            free = [t for t in range(vocab) if (walk[-1], t) not in used]
+            if not free:
+                break
+            nxt = free[int(rng.integers(len(free)))]
+            used.add((walk[-1], nxt))
+            walk.append(nxt)
+        if len(walk) == length:
+            return np.asarray(walk)
+    raise ActspaceError(f"could not draw a unique-bigram walk of {length} over {vocab} tokens")
+
+
+def has_unique_bigrams(tokens: Sequence[int]) -> bool:
+    pairs = list(zip(tokens[:-1], tokens[1:]))
+    return len(pairs) == len(set(pairs))
+
+
+def draw_x(task: CopyTask, rng: np.random.Generator, length: int) -> np.ndarray:
+    if task.kind == "copy":
+        return unique_tokens(rng, task.vocab, length)
+    return unique_bigram_walk(rng, task.vocab, length)
+
+
+def make_sequence(task: CopyTask, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens of ``<bos> x (<sep> x)* <eos>`` and the mask of positions that carry loss."""
+    parts = [[task.bos], x]
+    for _ in range(task.repetitions):
+        parts += [[task.sep], x]
+    parts.append([task.eos])
+    tokens = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+    target = np.zeros(len(tokens), dtype=bool)
+    target[len(x) + 2 :] = True  # every copy, the separators between copies and <eos>
+    return tokens, target
+
+
+@dataclass
+class Batch:
+    """Right-padded sequences: ``tokens`` (B, T), ``target`` (B, T) loss mask, ``lengths`` of x."""
+
+    tokens: torch.Tensor
+    target: torch.Tensor
+    lengths: torch.Tensor
+    pad: int
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """Attention mask (1 = token, 0 = right padding)."""
+        return (self.tokens != self.pad).long()
+
+
+def make_batch(
+    task: CopyTask, rng: np.random.Generator, n: int, min_len: int | None = None, max_len=None
+) -> Batch:
+    """``n`` sequences with x lengths drawn uniformly from [min_len, max_len] (task's default)."""
+    low = task.min_len if min_len is None else min_len
+    high = task.max_len if max_len is None else max_len
+    lengths = rng.integers(low, high + 1, size=n)
+    rows = [make_sequence(task, draw_x(task, rng, int(length))) for length in lengths]
+    width = max(len(tokens) for tokens, _ in rows)
+    tokens = np.full((n, width), task.pad, dtype=np.int64)
+    target = np.zeros((n, width), dtype=bool)
+    for i, (seq, mask) in enumerate(rows):
+        tokens[i, : len(seq)] = seq
+        target[i, : len(seq)] = mask
+    return Batch(
+        torch.from_numpy(tokens), torch.from_numpy(target), torch.from_numpy(lengths), task.pad
+    )

@@ -1,0 +1,92 @@
+"""A method summary's rows, and the published values they stand beside.
+
+Every method writes ``results/summary/{method}.json``::
+
+    {"method": ..., "title": ..., "rows": [
+        {"quantity": ..., "value": ..., "unit": ..., "model": ..., "setting": ...,
+         "published": ... or null, "study": ... or null, "study_setting": ... or null}],
+     "notes": [...]}  (optional: how to read the numbers)
+
+built by the method's own ``summary`` module from :func:`row`; the published side comes
+from ``published.yaml`` (:func:`published_values`), never from literals in the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from actspace.errors import ActspaceError
+from actspace.store import open_store
+
+PUBLISHED_PATH = Path(__file__).with_name("published.yaml")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A published reference value: the value, the study and the setting it was measured in."""
+
+    value: Any
+    study: str
+    setting: str
+
+
+def published_values(method: str, path: str | os.PathLike = PUBLISHED_PATH) -> dict[str, Published]:
+    """The published values of one method, by key (an empty dict when it has none)."""
+    try:
+        entries = (yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}).get(method, {})
+        return {key: Published(**entry) for key, entry in entries.items()}
+    except (OSError, yaml.YAMLError, TypeError) as err:
+        raise ActspaceError(f"cannot read the published values in {path}: {err}") from err
+
+
+def row(
+    quantity: str,
+    value: Any,
+    model: str,
+    setting: str,
+    unit: str = "",
+    reference: Published | None = None,
+) -> dict[str, Any]:
+    """One row of a method's summary: a headline number beside the published one (if any)."""
+    return {
+        "quantity": quantity,
+        "value": value,
+        "unit": unit,
+        "model": model,
+        "setting": setting,
+        "published": reference.value if reference else None,
+        "study": reference.study if reference else None,
+        "study_setting": reference.setting if reference else None,
+    }
+
+
+def method_summary(
+    method: str, title: str, rows: list[dict[str, Any]], notes: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The summary of one method, as ``results/summary/{method}.json`` holds it."""
+    summary: dict[str, Any] = {"method": method, "title": title, "rows": rows}
+    if notes:
+        summary["notes"] = list(notes)
+    return summary
+
+
+def summary_of_stores(
+    method: str,
+    title: str,
+    stores: Sequence[str | os.PathLike],
+    published: str | os.PathLike,
+    store_rows: Callable[[Any, dict[str, Published]], list[dict[str, Any]]],
+    notes: Sequence[str] = (),
+    arrays: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A method's summary from its result stores: ``store_rows(store, published values)``
+    gives the rows of each store (opened read-only, checked to hold ``arrays``)."""
+    reference = published_values(method, published)
+    rows = [entry for path in stores for entry in store_rows(open_store(path, arrays), reference)]
+    return method_summary(method, title, rows, notes)

@@ -1,0 +1,78 @@
+"""The registry of methods: every entry is wired up, and the config checks follow it."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import re
+
+import pytest
+import yaml
+
+from actspace.config import check_references
+from actspace.errors import ActspaceError
+from actspace.registry import METHODS, enabled_methods
+from conftest import REPO, SCHEMA, TINY_TOYS, with_defaults
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
+def test_a_registered_method_has_its_rule_file_section_and_package(method):
+    rules = (REPO / "workflow" / "rules" / f"{method.name}.smk").read_text()
+    defined = set(re.findall(r"^rule (\w+):", rules, flags=re.M))
+    assert {method.name, f"{method.name}_summary"} <= defined  # target and summary rules
+    assert f'"results/summary/{method.name}.json"' in rules
+    assert method.name in SCHEMA["properties"]
+    for key in method.names:
+        assert key in SCHEMA["properties"][method.name]["properties"]
+    package = importlib.import_module(f"actspace.methods.{method.name}")
+    assert package.__doc__  # says what the method is and how its package is split
+    importlib.import_module(f"actspace.methods.{method.name}.summary")
+
+
+def test_the_snakefile_includes_every_method_from_the_registry():
+    snakefile = (REPO / "Snakefile").read_text()
+    assert "for method in METHODS:" in snakefile
+    assert not re.search(r'include: "workflow/rules/(capture|text_subspaces|toys)', snakefile)
+
+
+def _config() -> dict:
+    config = yaml.safe_load((REPO / "config" / "ci.yaml").read_text())
+    return with_defaults(config)
+
+
+def test_the_ci_profile_passes_and_enables_every_method():
+    config = _config()
+    check_references(config)
+    assert [m.name for m in enabled_methods(config)] == [m.name for m in METHODS]
+    del config["toys"]
+    assert "toys" not in [m.name for m in enabled_methods(config)]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ("capture", "corpora", "config capture.corpora names 'nowhere'"),
+        ("text_subspaces", "models", "config text_subspaces.models names 'nowhere'"),
+        ("weights_svd", "models", "config weights_svd.models names 'nowhere'"),
+        ("toys", "train", "config toys.train names 'nowhere'"),
+    ],
+)
+def test_a_name_the_config_does_not_define_is_refused(section, key, message):
+    config = _config()
+    config[section][key] = [*config[section][key], "nowhere"]
+    with pytest.raises(ActspaceError, match=re.escape(message)):
+        check_references(config)
+
+
+def test_a_toy_spec_whose_sequences_do_not_fit_is_refused():
+    config = _config()
+    config["toys"]["specs"]["toy-bigram"]["model"]["n_positions"] = 20
+    with pytest.raises(ActspaceError, match="toys.specs.toy-bigram: sequences of up to"):
+        check_references(config)
+    config = _config()
+    config["toys"]["specs"]["toy-copy"] = with_defaults(
+        copy.deepcopy(TINY_TOYS["tiny-copy"]), "toys", "specs", "*"
+    )
+    config["toys"]["specs"]["toy-copy"]["task"]["max_len"] = 13  # unique tokens of 12
+    with pytest.raises(ActspaceError, match="toys.specs.toy-copy: copy task: max_len 13"):
+        check_references(config)
