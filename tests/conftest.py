@@ -32,6 +32,9 @@ def with_defaults(value: dict, *path: str) -> dict:
     schema = SCHEMA
     for key in path:
         schema = schema["additionalProperties"] if key == "*" else schema["properties"][key]
+        if "$ref" in schema:  # "#/$defs/<name>"
+            schema = SCHEMA["$defs"][schema["$ref"].rsplit("/", 1)[1]]
+    schema = {**schema, "$defs": SCHEMA["$defs"]}  # for the references inside it
     base = jsonschema.Draft202012Validator
 
     def fill(validator, properties, instance, subschema):
@@ -120,6 +123,11 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
                 "prompts": ["the cat sat", "a big dog"],
                 "continue_tokens": 6,
             },
+            "tiny-copy-sequences": {
+                "type": "task",
+                "task": copy.deepcopy(TINY_TOYS["tiny-copy"]["task"]),
+                "n_texts": 40,
+            },
         },
         "capture": {
             "models": ["tiny"],
@@ -145,6 +153,28 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "edit": {"prompt": "the big", "token": "cat"},
         },
         "toys": {"train": ["tiny-copy", "tiny-bigram"], "specs": copy.deepcopy(TINY_TOYS)},
+        "partition": {
+            "sites": [
+                {
+                    "model": "tiny-toy",
+                    "corpus": "tiny-copy-sequences",
+                    "layers": [1, 2],
+                    "stop_at": [None, 2],
+                    "probes": True,
+                    "settings": {"unit_size": 4},
+                },
+                {"model": "tiny", "corpus": "tiny-generated", "layers": [1, 2]},
+            ],
+            "unit_size": 8,
+            "key_pool": 64,
+            "lr": 0.01,
+            "max_steps": 150,
+            "merge_start": 20,
+            "merge_interval": 20,
+            "mi_queries": 16,
+            "mi_keys": 64,
+            "circuit_streams": 8,
+        },
     }
 
 

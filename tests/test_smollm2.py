@@ -127,3 +127,19 @@ def test_weight_svd_store(ci_profile_run):
     edit = store.attrs["edit"]
     assert edit["token"] == " fire" and edit["target_change"] < 0
     assert (results / "queries.csv").read_text().startswith("query,kind,layer,head")
+
+
+def test_partition_of_a_middle_layer(ci_profile_run):
+    """SmolLM2's stream entering block 15: an orthogonal 576 x 576 R whose subspaces tile
+    the space, and the MI of the trained and of a random basis with the same sizes."""
+    results = ci_profile_run / "results/partition/smollm2-135m/generated-4"
+    store = open_store(results / "L15.zarr", ["R", "sizes", "mi_trained", "mi_random"])
+    R, sizes = store["R"][:], store["sizes"][:]
+    np.testing.assert_allclose(R.T @ R, np.eye(576), atol=1e-4)
+    assert sizes.sum() == 576 and np.all(sizes % 32 == 0) and list(sizes) == sorted(sizes)[::-1]
+    assert store.attrs["layer"] == 15 and store.attrs["model"] == "smollm2-135m"
+    assert store.attrs["mean_mi_random"] is not None
+    page = (ci_profile_run / "results/summary.md").read_text()
+    assert "mean pairwise MI, trained R" in page
+    toy = ci_profile_run / "results/partition/toy-copy/toy-copy-sequences"
+    assert (toy / "probes_L1.stop2.csv").is_file() and (toy / "circuit_B1.stop2.zarr").is_dir()

@@ -15,7 +15,7 @@ from actspace.models.sources import load_model, materialise
 from actspace.methods.toys.heads import bigram_targets, head_scores, induction_targets
 from actspace.methods.toys.job import toy_search_job
 from actspace.methods.toys.model import ToyArchitecture, build_toy_model, toy_tokenizer
-from actspace.methods.toys.tasks import (
+from actspace.data.tasks import (
     CopyTask,
     has_unique_bigrams,
     make_batch,

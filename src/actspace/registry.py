@@ -43,6 +43,7 @@ METHODS = (
     Method("text_subspaces", ON_MODELS_AND_CORPORA),
     Method("weights_svd", {"models": "models"}),
     Method("toys", selects="train", check="actspace.methods.toys.spec:check_config"),
+    Method("partition", selects="sites", check="actspace.methods.partition.sites:check_config"),
 )
 
 

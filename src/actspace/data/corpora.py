@@ -10,7 +10,10 @@ Spec types (``config.corpora.<name>.type``):
     a UTF-8 text file with documents separated by blank lines, or a JSONL file with one
     object per line whose ``field`` (default ``text``) holds a document;
 ``generated``
-    ``n_texts`` texts sampled from the model with no prompt (from its BOS token), seeded.
+    ``n_texts`` texts sampled from the model with no prompt (from its BOS token), seeded;
+``task``
+    ``n_texts`` sequences of a copy task (``<bos> x <sep> x <eos>``, :mod:`actspace.data.tasks`)
+    for a model with that task's vocabulary, e.g. a toy: the first copy of x is the prompt.
 
 Output: a Zarr v3 store with ``tokens`` (n_tokens_total,) int32, ``doc_offsets``
 (n_docs + 1,) int64 and ``prompt_lengths`` (n_docs,) int64; document ``i`` is
@@ -30,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from actspace.data.generation import greedy_continuations, sample_texts
+from actspace.data.tasks import CopyTask, draw_x, make_sequence
 from actspace.errors import ActspaceError
 from actspace.models import load_model, read_manifest
 from actspace.store import atomic_store, open_store, provenance
@@ -93,7 +97,9 @@ def build_corpus(
 
     manifest = read_manifest(model_dir)
     kind = spec["type"]
-    if kind == "generated":
+    if kind == "task":
+        token_lists, prompt_lengths = task_sequences(spec, manifest, corpus)
+    elif kind == "generated":
         adapter = load_model(model_dir, device)
         token_lists = sample_texts(
             adapter,
@@ -144,6 +150,27 @@ def build_corpus(
         group.create_array("prompt_lengths", data=np.asarray(prompt_lengths, dtype=np.int64))
     log.info("corpus %s: %d documents, %d tokens", corpus, len(token_lists), tokens.size)
     return attrs
+
+
+def task_sequences(
+    spec: dict[str, Any], manifest: dict[str, Any], corpus: str
+) -> tuple[list[list[int]], list[int]]:
+    """``spec['n_texts']`` seeded sequences of the copy task ``spec['task']``, and the length
+    of each one's prompt (``<bos> x <sep>``); the model's vocabulary must be the task's."""
+    task = CopyTask(**{k: v for k, v in spec["task"].items() if k != "long_len"})
+    if manifest["vocab_size"] != task.vocab_size:
+        raise ActspaceError(
+            f"corpus {corpus!r}: the task has {task.vocab_size} tokens but model "
+            f"{manifest['name']!r} has a vocabulary of {manifest['vocab_size']}"
+        )
+    rng = np.random.default_rng(spec["seed"])
+    token_lists, prompt_lengths = [], []
+    for _ in range(spec["n_texts"]):
+        length = int(rng.integers(task.min_len, task.max_len + 1))
+        tokens, _ = make_sequence(task, draw_x(task, rng, length))
+        token_lists.append(tokens.tolist())
+        prompt_lengths.append(length + 2)
+    return token_lists, prompt_lengths
 
 
 def read_corpus(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:

@@ -289,6 +289,17 @@ class ModelAdapter:
         )
 
     # ------------------------------------------------------------------ hook points
+    def mlp_path(self, layer: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """x -> MLP(norm(x)) of block ``layer``: what the MLP adds to a residual stream x
+        (its input norm included), for linearising the MLP (e.g. its Jacobian)."""
+        norm, mlp = self._norms[layer][1], self._mlp[layer]
+        return lambda x: mlp(norm(x))
+
+    def uses_layer_norm(self) -> bool:
+        """Whether the block norms centre their input (LayerNorm) rather than only rescale
+        it (RMSNorm)."""
+        return self.family == "gpt2"
+
     def hook_names(self) -> list[str]:
         """Every hook point of this model, in forward order."""
         names = []

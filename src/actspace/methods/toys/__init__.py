@@ -6,7 +6,6 @@ previous-token head in layer 1 and an induction head in layer 2; a model trained
 sequence of *unique bigrams* must match the previous token as well as the current one (a
 bigram-induction head).
 
-``tasks``     copy and unique-bigram-copy sequences and batches
 ``heads``     induction, previous-token, bigram and decoy scores of every head
 ``model``     the GPT-2 of a toy (attention-only by zeroed, frozen MLPs)
 ``training``  the training loop, evaluation, checkpoints
@@ -14,4 +13,7 @@ bigram-induction head).
 ``job``       rules ``train_toy`` and ``toy_search``
 ``summary``   headline numbers beside the public toys'
 ``figures``   training curves and attention patterns
+
+The copy tasks themselves are shared data (:mod:`actspace.data.tasks`): a ``task`` corpus
+runs the same sequences through any model.
 """

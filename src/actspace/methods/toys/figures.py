@@ -10,7 +10,7 @@ import torch
 
 from actspace.methods.toys.model import attention_patterns
 from actspace.methods.toys.spec import ToySpec
-from actspace.methods.toys.tasks import draw_x, make_sequence
+from actspace.data.tasks import draw_x, make_sequence
 from actspace.models import load_model
 from actspace.plotting import plt, save_figure, sns
 from actspace.store import read_csv

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from actspace.errors import ActspaceError
-from actspace.methods.toys.tasks import CopyTask
+from actspace.data.tasks import CopyTask
 from actspace.models.tokenizers import copy_task_tokenizer
 
 

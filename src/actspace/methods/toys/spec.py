@@ -9,7 +9,7 @@ from typing import Any
 
 from actspace.errors import ActspaceError
 from actspace.methods.toys.model import ToyArchitecture
-from actspace.methods.toys.tasks import CopyTask
+from actspace.data.tasks import CopyTask
 from actspace.methods.toys.training import TrainSettings
 
 

@@ -15,7 +15,7 @@ from torch import nn
 
 from actspace.methods.toys.heads import head_scores
 from actspace.methods.toys.model import ToyArchitecture, build_toy_model
-from actspace.methods.toys.tasks import Batch, CopyTask, make_batch
+from actspace.data.tasks import Batch, CopyTask, make_batch
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,183 @@
+"""Partition benchmark: one NDM step and the two searches inside it, against peers, in one run.
+
+Same data, queries, keys and thread count for every row; the table reports seconds per call
+and the ratio to the reference of each group:
+
+- step: one optimisation step (search, loss, backward, Adam) of ``ndm_loss`` with the blocked
+  search, against the plain loop with the same math (``torch.cdist`` over the whole key pool
+  per subspace, as ``brute_force_neighbours``);
+- search: the blocked exact search against faiss-cpu's exact flat index (``IndexFlatL2``, one
+  index per subspace built on the rotated keys, as a step needs);
+- KSG counts: the marginal neighbour counts of the MI estimate in torch (as
+  ``ksg_mutual_information`` does them) against scikit-learn's KD-tree ``query_radius``.
+
+Data: SmolLM2-sized (d = 576, 18 subspaces of 32) Gaussian activations by default, or one
+site of an activation store (``--store results/activations/smollm2-135m/generated-200.zarr
+--layer 15``). Writes results/benchmarks/partition.json.
+
+    pip install faiss-cpu          # the peer of the search (not a dependency of the pipeline)
+    python benchmarks/partition.py --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from actspace.methods.partition import math as pm
+from actspace.methods.partition.train import orthogonal_rotation
+
+
+def best_of(fn, repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls (seconds), after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def step_time(data, n_queries, n_keys, sizes, search, repeats) -> float:
+    """Seconds of one NDM step with the given nearest-neighbour ``search``."""
+    rotation = orthogonal_rotation(torch.eye(data.shape[1]))
+    optimiser = torch.optim.Adam(rotation.parameters(), lr=3e-4)
+    queries, keys = data[:n_queries], data[n_queries : n_queries + n_keys]
+
+    def step():
+        R = rotation.weight
+        zq = queries @ R
+        with torch.no_grad():
+            index, _ = search(zq, keys @ R, sizes)
+        losses = []
+        for i, (a, b) in enumerate(pm.bounds(sizes)):
+            losses.append((zq[:, a:b] - keys[index[i]] @ R[:, a:b]).norm(dim=-1).mean())
+        loss = torch.stack(losses).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+
+    return best_of(step, repeats)
+
+
+def faiss_search(queries: torch.Tensor, keys: torch.Tensor, sizes) -> tuple:
+    """Exact nearest neighbours per subspace with faiss' flat L2 index."""
+    import faiss
+
+    indices, distances = [], []
+    for a, b in pm.bounds(sizes):
+        index = faiss.IndexFlatL2(b - a)
+        index.add(np.ascontiguousarray(keys[:, a:b].numpy(), dtype=np.float32))
+        dist, idx = index.search(np.ascontiguousarray(queries[:, a:b].numpy(), dtype=np.float32), 1)
+        indices.append(torch.from_numpy(idx[:, 0]))
+        distances.append(torch.from_numpy(np.sqrt(np.maximum(dist[:, 0], 0))))
+    return torch.stack(indices), torch.stack(distances)
+
+
+def counts_torch(queries, keys, eps):
+    return (torch.cdist(queries, keys) < eps[:, None]).sum(1)
+
+
+def counts_kdtree(queries, keys, eps):
+    from sklearn.neighbors import KDTree
+
+    tree = KDTree(keys.numpy())
+    radius = np.nextafter(eps.numpy().astype(np.float64), 0)  # strict "<", as KSG counts
+    return tree.query_radius(queries.numpy(), radius, count_only=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--store", help="an activation store (default: Gaussian data)")
+    parser.add_argument("--layer", type=int, default=15)
+    parser.add_argument("--queries", type=int, default=128)
+    parser.add_argument("--keys", type=int, default=8192)
+    parser.add_argument("--unit", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", default="results/benchmarks/partition.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.store:
+        from actspace.methods.partition.job import site_activations
+
+        data = torch.from_numpy(site_activations(args.store, args.layer))
+        data = data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))]
+    else:
+        data = torch.randn(
+            args.queries + args.keys, 576, generator=torch.Generator().manual_seed(0)
+        )
+    d = data.shape[1]
+    sizes = [args.unit] * (d // args.unit)
+    n_keys = min(args.keys, len(data) - args.queries)
+    queries, keys = data[: args.queries], data[args.queries : args.queries + n_keys]
+    blocked = lambda q, k, s: pm.nearest_neighbours(q, k, s, 4096)  # noqa: E731
+    rows = {
+        "step, blocked search": step_time(data, args.queries, n_keys, sizes, blocked, args.repeats),
+        "step, plain loop (cdist over the pool)": step_time(
+            data, args.queries, n_keys, sizes, pm.brute_force_neighbours, args.repeats
+        ),
+        "search, blocked torch": best_of(lambda: blocked(queries, keys, sizes), args.repeats),
+    }
+    try:
+        rows["search, faiss IndexFlatL2"] = best_of(
+            lambda: faiss_search(queries, keys, sizes), args.repeats
+        )
+        ours, theirs = blocked(queries, keys, sizes), faiss_search(queries, keys, sizes)
+        agree = float((ours[0] == theirs[0]).float().mean())
+    except ImportError:
+        agree = None
+    a, b = pm.bounds(sizes)[0]
+    joint = torch.maximum(
+        torch.cdist(queries[:, a:b], keys[:, a:b]),
+        torch.cdist(queries[:, b : 2 * b - a], keys[:, b : 2 * b - a]),
+    )
+    eps = joint.min(1).values
+    rows["KSG counts, torch"] = best_of(
+        lambda: counts_torch(queries[:, a:b], keys[:, a:b], eps), args.repeats
+    )
+    rows["KSG counts, scikit-learn KDTree"] = best_of(
+        lambda: counts_kdtree(queries[:, a:b], keys[:, a:b], eps), args.repeats
+    )
+    same = np.array_equal(
+        counts_torch(queries[:, a:b], keys[:, a:b], eps).numpy(),
+        counts_kdtree(queries[:, a:b], keys[:, a:b], eps),
+    )
+    reference = {
+        "step": rows["step, plain loop (cdist over the pool)"],
+        "search": rows["search, blocked torch"],
+        "KSG counts": rows["KSG counts, torch"],
+    }
+    print(f"{'what':<42} {'seconds':>9} {'ratio':>6}")
+    for name, seconds in rows.items():
+        print(f"{name:<42} {seconds:>9.4f} {seconds / reference[name.split(',')[0]]:>6.2f}")
+    print(f"faiss and the blocked search agree on {agree} of neighbours; KSG counts equal: {same}")
+    record = {
+        "seconds": rows,
+        "faiss_agreement": agree,
+        "ksg_counts_equal": bool(same),
+        "data": args.store or "gaussian",
+        "queries": args.queries,
+        "keys": n_keys,
+        "sizes": sizes,
+        "machine": {
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Figures of the subspace partition: training (loss, merges, sizes, MI against a random
+rotation), the subspace circuit of a block, and the known-circuit probes of a toy."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from actspace.plotting import plt, save_figure, sns
+from actspace.store import open_store, read_csv
+
+
+def _site(attrs) -> str:
+    return f"{attrs['model']} / {attrs['corpus']}, resid {attrs['layer']}"
+
+
+def partition_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Loss per step (merge rounds marked), subspace count through training, final sizes with
+    their share of the variance, and pairwise MI of the trained vs a random rotation."""
+    group = open_store(store, ["loss", "sizes", "mi_trained", "mi_random"])
+    attrs = group.attrs
+    loss, sizes = group["loss"][:], group["sizes"][:]
+    fig, axes = plt.subplots(1, 4, figsize=(17, 3.8))
+    axes[0].plot(np.arange(1, len(loss) + 1), loss, lw=0.6)
+    for merge in attrs["merges"]:
+        axes[0].axvline(merge["step"], color="grey", ls=":", lw=0.8)
+    axes[0].set(xlabel="step", ylabel="mean NN distance", title="NDM loss (dotted: merge rounds)")
+    merges = attrs["merges"]
+    steps = [1] + [m["step"] for m in merges] + [attrs["steps"]]
+    counts = [len(merges[0]["sizes"]) if merges else len(sizes)]
+    counts += [len(m["sizes"]) - len(m["merged"]) for m in merges] + [len(sizes)]
+    axes[1].step(steps, counts, where="post")
+    axes[1].set(xlabel="step", ylabel="subspaces", title=f"merges ({attrs['stopped']})")
+    share = group["variance_explained"][:]
+    axes[2].bar(range(len(sizes)), sizes, color="C0")
+    for i, (size, part) in enumerate(zip(sizes, share)):
+        axes[2].text(i, size, f"{part:.0%}", ha="center", va="bottom", fontsize=7)
+    axes[2].set(xlabel="subspace", ylabel="dimensions", title="sizes (label: variance share)")
+    off = ~np.eye(len(sizes), dtype=bool)
+    if len(sizes) > 1:
+        values = {
+            "trained R": group["mi_trained"][:][off],
+            "random rotation": group["mi_random"][:][off],
+        }
+        axes[3].boxplot(list(values.values()), tick_labels=list(values))
+    axes[3].set(ylabel="pairwise KSG MI (nats)", title="MI between subspaces")
+    fig.suptitle(f"Subspace partition (NDM), {_site(attrs)}: sizes {list(map(int, sizes))}")
+    save_figure(fig, out)
+
+
+def circuit_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
+    """The block's subspace graph (input subspaces left, output right; OV edges per head,
+    MLP edges grey, skip dashed; width by strength) and each head's QK map."""
+    group = open_store(store, ["ov", "qk", "skip"])
+    attrs = group.attrs
+    ov, qk, skip = group["ov"][:], group["qk"][:], group["skip"][:]
+    mlp = group["mlp"][:] if "mlp" in group.array_keys() else None
+    n_heads = len(ov)
+    fig, axes = plt.subplots(
+        1, 1 + n_heads, figsize=(5 + 3 * n_heads, 4.2), width_ratios=[2] + [1] * n_heads
+    )
+    ax = axes[0]
+    n_in, n_out = skip.shape
+    y_in, y_out = np.linspace(1, 0, n_in), np.linspace(1, 0, n_out)
+    strongest = max(float(ov.max()), float(mlp.max()) if mlp is not None else 0.0, 1e-12)
+    palette = sns.color_palette("colorblind", n_heads)
+    for head in range(n_heads):
+        for i in range(n_in):
+            for j in range(n_out):
+                width = 4 * ov[head, i, j] / strongest
+                if width > 0.2:
+                    ax.plot([0, 1], [y_in[i], y_out[j]], color=palette[head], lw=width, alpha=0.7)
+    if mlp is not None:
+        for i in range(n_in):
+            for j in range(n_out):
+                width = 4 * mlp[i, j] / strongest
+                if width > 0.2:
+                    ax.plot([0, 1], [y_in[i], y_out[j]], color="grey", lw=width, alpha=0.5)
+    for i in range(n_in):
+        for j in range(n_out):
+            if skip[i, j] > 0.5:
+                ax.plot([0, 1], [y_in[i], y_out[j]], color="black", ls="--", lw=0.6)
+    sizes_in, sizes_out = attrs["sizes_in"], attrs["sizes_out"]
+    for i, y in enumerate(y_in):
+        ax.text(-0.02, y, f"in {i} ({sizes_in[i]})", ha="right", va="center", fontsize=8)
+    for j, y in enumerate(y_out):
+        ax.text(1.02, y, f"out {j} ({sizes_out[j]})", ha="left", va="center", fontsize=8)
+    handles = [plt.Line2D([], [], color=palette[h], label=f"head {h} OV") for h in range(n_heads)]
+    handles.append(plt.Line2D([], [], color="black", ls="--", label="skip"))
+    if mlp is not None:
+        handles.append(plt.Line2D([], [], color="grey", label="MLP"))
+    ax.legend(handles=handles, fontsize=7, loc="lower center", ncol=2)
+    ax.set(xlim=(-0.35, 1.35), title=f"block {attrs['block']}: subspace edges")
+    ax.axis("off")
+    for head in range(n_heads):
+        sns.heatmap(qk[head], ax=axes[1 + head], cmap="viridis", annot=qk.shape[1] <= 6, fmt=".2g")
+        axes[1 + head].set(title=f"head {head} QK", xlabel="key subspace", ylabel="query subspace")
+    fig.suptitle(f"Subspace circuit, {attrs['model']} / {attrs['corpus']}, block {attrs['block']}")
+    save_figure(fig, out)
+
+
+def probe_figure(table: str | os.PathLike, out: str | os.PathLike) -> None:
+    """Held-out probe accuracy of the current and the previous token per subspace, trained
+    partition against a random rotation with the same sizes."""
+    rows = read_csv(table)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    for ax, label in zip(axes, ("current_token", "previous_token")):
+        for offset, basis, colour in ((-0.2, "trained", "C0"), (0.2, "random", "C7")):
+            chosen = [r for r in rows if r["basis"] == basis]
+            ax.bar(
+                [r["subspace"] + offset for r in chosen],
+                [r[label] for r in chosen],
+                width=0.4,
+                color=colour,
+                label=f"{basis} ({', '.join(str(r['size']) for r in chosen)} dims)",
+            )
+        ax.set(xlabel="subspace", ylabel="held-out probe accuracy", ylim=(0, 1.02))
+        ax.set_title(label.replace("_", " "))
+        ax.legend(fontsize=7)
+    fig.suptitle("Which subspace reads which token (linear probes)")
+    save_figure(fig, out)

@@ -1,0 +1,207 @@
+"""The NDM optimisation with the published merge schedule (Huang & Hahn 2025).
+
+R is kept orthogonal by torch's orthogonal parametrisation (matrix exponential, dynamic
+trivialisation, as the authors). Training starts from equal subspaces of ``unit_size``; from
+``merge_start``, every ``merge_interval`` steps, the pairwise KSG MI of the subspaces is
+estimated, the most dependent disjoint pairs above ``merge_thr`` (normalised by the pair's
+size) are merged, at most max(1, n / 8) per round, and the optimiser is reset; training stops
+when no pair qualifies, or (the research log's crutch) once ``stop_at_n_subspaces`` remain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from actspace.errors import ActspaceError
+from actspace.methods.partition.math import (
+    bounds,
+    ksg_mutual_information,
+    merge_columns,
+    ndm_loss,
+    normalised_mi,
+    pairs_to_merge,
+    shuffled_pairing,
+    subspace_variances,
+)
+from actspace.settings import SectionSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PartitionSettings(SectionSettings):
+    """``config.partition`` less the sites it runs on (defaults: the schema)."""
+
+    unit_size: int
+    batch_size: int
+    key_pool: int
+    search_block: int
+    lr: float
+    clip_grad: float
+    max_steps: int
+    merge_start: int
+    merge_interval: int
+    merge_thr: float
+    mi_null: bool
+    stop_at_n_subspaces: int | None
+    mi_queries: int
+    mi_keys: int
+    max_activations: int
+    seed: int
+
+    OPTIONAL = ("stop_at_n_subspaces",)
+
+
+class _Rotation(nn.Module):
+    """Holds R as ``weight``; the orthogonal parametrisation keeps it orthogonal."""
+
+    def __init__(self, initial: torch.Tensor):
+        super().__init__()
+        self.weight = nn.Parameter(initial.clone())
+
+
+def orthogonal_rotation(initial: torch.Tensor) -> nn.Module:
+    """A module whose ``weight`` is orthogonal, starting at the orthogonal ``initial``."""
+    return nn.utils.parametrizations.orthogonal(_Rotation(initial))
+
+
+@dataclass
+class PartitionResult:
+    """A trained partition and how it got there."""
+
+    R: torch.Tensor
+    sizes: list[int]
+    losses: list[float] = field(default_factory=list)
+    merges: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str = "max_steps"
+    steps: int = 0
+    seconds: float = 0.0
+
+
+def estimate_mi(
+    activations: torch.Tensor,
+    R: torch.Tensor,
+    sizes: list[int],
+    n_queries: int,
+    n_keys: int,
+    generator: torch.Generator,
+    null: bool = False,
+) -> torch.Tensor:
+    """Pairwise KSG MI of the subspaces on a random disjoint query/key split of the pool,
+    each subspace's distances scaled by the square root of its total variance; with
+    ``null``, of the same data with every subspace shuffled across samples independently
+    (what the estimator reports for independent subspaces with these marginals)."""
+    order = torch.randperm(len(activations), generator=generator)
+    n_queries = min(n_queries, len(activations) // 2)
+    n_keys = max(1, min(n_keys, len(activations) - n_queries))
+    with torch.no_grad():
+        queries = activations[order[:n_queries]] @ R
+        keys = activations[order[n_queries : n_queries + n_keys]] @ R
+        if null:
+            queries = shuffled_pairing(queries, sizes, generator)
+            keys = shuffled_pairing(keys, sizes, generator)
+        scales = subspace_variances(keys, sizes).clamp(min=1e-12).sqrt()
+        return ksg_mutual_information(queries, keys, sizes, scales)
+
+
+def train_partition(
+    activations: torch.Tensor, settings: PartitionSettings, progress: bool = True
+) -> PartitionResult:
+    """Learn R and the partition of ``activations`` (n, d) by NDM with merging.
+
+    Each step draws ``batch_size`` queries and ``key_pool`` keys from the pool, disjoint
+    (the key pool is never empty, however small the pool), and takes one Adam step.
+    """
+    n, d = activations.shape
+    if d % settings.unit_size:
+        raise ActspaceError(f"unit_size {settings.unit_size} does not divide d_model {d}")
+    if n < 4:
+        raise ActspaceError(f"{n} distinct activations are too few to partition")
+    generator = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    sizes = [settings.unit_size] * (d // settings.unit_size)
+    rotation = orthogonal_rotation(torch.eye(d))
+    optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+    result = PartitionResult(rotation.weight.detach().clone(), sizes)
+    n_queries = min(settings.batch_size, n // 2)
+    n_keys = max(1, min(settings.key_pool, n - n_queries))
+    started = time.perf_counter()
+    bar = tqdm(range(1, settings.max_steps + 1), desc="NDM", disable=not progress, mininterval=5)
+    for step in bar:
+        order = torch.randperm(n, generator=generator)
+        queries = activations[order[:n_queries]]
+        keys = activations[order[n_queries : n_queries + n_keys]]
+        loss = ndm_loss(rotation.weight, queries, keys, sizes, settings.search_block)
+        if not torch.isfinite(loss):
+            raise ActspaceError(f"the NDM loss is {float(loss)} at step {step}; lower partition.lr")
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(rotation.parameters(), settings.clip_grad)
+        optimiser.step()
+        result.losses.append(loss.item())
+        result.steps = step
+        bar.set_postfix(loss=f"{result.losses[-1]:.4f}", subspaces=len(sizes), refresh=False)
+        due = (
+            step >= settings.merge_start
+            and (step - settings.merge_start) % max(settings.merge_interval, 1) == 0
+        )
+        if not due or step >= settings.max_steps - 100:  # as published: none near the end
+            continue
+        stop_at = settings.stop_at_n_subspaces
+        if stop_at is not None and len(sizes) <= stop_at:
+            result.stopped = f"stop_at_n_subspaces ({stop_at})"
+            break
+        R = rotation.weight.detach()
+        mi = estimate_mi(activations, R, sizes, settings.mi_queries, settings.mi_keys, generator)
+        if settings.mi_null:  # merge on the MI above what independent subspaces would show
+            mi = mi - estimate_mi(
+                activations, R, sizes, settings.mi_queries, settings.mi_keys, generator, True
+            )
+        nmi = normalised_mi(mi, sizes)
+        pairs = pairs_to_merge(nmi, settings.merge_thr)
+        result.merges.append(
+            {
+                "step": step,
+                "sizes": list(sizes),
+                "max_nmi": float(nmi.max()) if len(sizes) > 1 else 0.0,
+                "merged": [[int(i), int(j)] for i, j in pairs],
+                "nmi": [[float(x) for x in row] for row in nmi],
+            }
+        )
+        log.info(
+            "step %d: %d subspaces, max normalised MI %.3f, merging %s",
+            step,
+            len(sizes),
+            result.merges[-1]["max_nmi"],
+            pairs or "nothing",
+        )
+        if not pairs:
+            result.stopped = "no pair above merge_thr"
+            break
+        R, sizes, _ = merge_columns(R, sizes, pairs)
+        rotation = orthogonal_rotation(R)
+        optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+    result.R = rotation.weight.detach().clone()
+    result.sizes = list(sizes)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def subspace_statistics(activations: torch.Tensor, R: torch.Tensor, sizes: list[int]) -> dict:
+    """Per subspace: the fraction of the total variance it holds."""
+    z = activations @ R
+    variances = subspace_variances(z, sizes)
+    return {"variance_explained": (variances / variances.sum()).numpy()}
+
+
+def spans(sizes: list[int]) -> np.ndarray:
+    """(n_subspaces, 2) start and end column of each subspace."""
+    return np.array(bounds(sizes), dtype=np.int64).reshape(-1, 2)
