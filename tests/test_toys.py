@@ -29,7 +29,7 @@ from conftest import TINY_TOYS, with_defaults
 SPEC = ("toys", "specs", "*")  # where a toy's entry sits in the config schema
 
 
-def task(**values) -> CopyTask:
+def task_of(**values) -> CopyTask:
     """A copy task: the schema's defaults with ``values``."""
     return CopyTask(**with_defaults(values, *SPEC, "task"))
 
@@ -44,8 +44,8 @@ def settings(**values) -> TrainSettings:
     return TrainSettings(**with_defaults(values, *SPEC, "train"), long_len=None)
 
 
-COPY = task(kind="copy", vocab=10, min_len=3, max_len=6)
-BIGRAM = task(kind="bigram-copy", vocab=3, min_len=6, max_len=8)
+COPY = task_of(kind="copy", vocab=10, min_len=3, max_len=6)
+BIGRAM = task_of(kind="bigram-copy", vocab=3, min_len=6, max_len=8)
 
 
 def one_hot_pattern(width: int, pick) -> torch.Tensor:
@@ -61,7 +61,7 @@ def test_sequence_layout_and_loss_mask():
     tokens, target = make_sequence(COPY, x)
     assert tokens.tolist() == [10, 4, 7, 1, 11, 4, 7, 1, 12]  # <bos> x <sep> x <eos>
     assert target.tolist() == [False] * 5 + [True] * 4
-    two = task(kind="copy", vocab=10, min_len=3, max_len=6, repetitions=2)
+    two = task_of(kind="copy", vocab=10, min_len=3, max_len=6, repetitions=2)
     tokens, target = make_sequence(two, x)
     assert tokens.tolist() == [10, 4, 7, 1, 11, 4, 7, 1, 11, 4, 7, 1, 12]
     assert len(tokens) == two.sequence_length(3)
@@ -281,3 +281,25 @@ def test_search_is_attention_only_unless_it_says_otherwise(tmp_path):
     entry["search"]["train"] = {"steps": 3}
     toy_search_job("t", with_defaults(entry, *SPEC), tmp_path / "s.csv")
     assert read_csv(tmp_path / "s.csv")[0]["steps"] == 3
+
+
+def test_public_bigram_walk_follows_the_published_generator():
+    """Replaying each sequence: a prefix of min(V, L) tokens with distinct bigrams, then at
+    every step a successor whose bigram is new and that has the most unused onward bigrams."""
+    from actspace.data.tasks import public_bigram_walk
+
+    rng = np.random.default_rng(0)
+    vocab = 5
+    for length in (3, 5, 12, 20):
+        for _ in range(20):
+            walk = public_bigram_walk(rng, vocab, length).tolist()
+            assert len(walk) == length and has_unique_bigrams(walk)
+            used = {(a, b) for a, b in zip(walk[: vocab - 1], walk[1:vocab])}
+            for i in range(min(vocab, length), length):
+                last = walk[i - 1]
+                free = [t for t in range(vocab) if (last, t) not in used]
+                onward = {t: sum((t, u) not in used for u in range(vocab)) for t in free}
+                assert walk[i] in free and onward[walk[i]] == max(onward.values())
+                used.add((last, walk[i]))
+    task = task_of(kind="bigram-copy", vocab=3, min_len=6, max_len=8)
+    assert task.walk == "public"  # the schema's default

@@ -18,6 +18,7 @@ from actspace.errors import ActspaceError
 from actspace.models.tokenizers import COPY_TASK_SPECIALS
 
 TASKS = ("copy", "bigram-copy")
+WALKS = ("public", "uniform")
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,11 @@ class CopyTask:
     min_len: int
     max_len: int
     repetitions: int
+    walk: str  # bigram-copy: "public" (decompiling_transformers' generator) or "uniform"
 
     def __post_init__(self) -> None:
+        if self.walk not in WALKS:
+            raise ActspaceError(f"unknown bigram walk {self.walk!r}; choose one of {WALKS}")
         if self.kind not in TASKS:
             raise ActspaceError(f"unknown toy task {self.kind!r}; choose one of {TASKS}")
         if not 1 <= self.min_len <= self.max_len:
@@ -94,14 +98,49 @@ def unique_bigram_walk(rng: np.random.Generator, vocab: int, length: int) -> np.
     raise ActspaceError(f"could not draw a unique-bigram walk of {length} over {vocab} tokens")
 
 
+def public_bigram_walk(rng: np.random.Generator, vocab: int, length: int) -> np.ndarray:
+    """A unique-bigram sequence drawn like the public decompiling_transformers generator
+    (``UniqueBigramCopyDataset``): a prefix of min(V, L) tokens drawn with replacement until
+    its adjacent pairs are distinct, then, step by step, the successor whose bigram with the
+    last token is unused and that has the most unused onward bigrams (ties at random).
+
+    The public code fails when no successor is free; here such a draw starts again.
+    """
+    if length - 1 > vocab * vocab:
+        raise ActspaceError(f"no sequence of {length} tokens over {vocab} has unique bigrams")
+    for _ in range(1000):
+        prefix = min(vocab, length)
+        walk = rng.integers(vocab, size=prefix).tolist()
+        while not has_unique_bigrams(walk):
+            walk = rng.integers(vocab, size=prefix).tolist()
+        used = np.zeros((vocab, vocab), dtype=bool)
+        used[walk[:-1], walk[1:]] = True
+        while len(walk) < length:
+            free = np.flatnonzero(~used[walk[-1]])
+            if not len(free):
+                break
+            onward = vocab - used[free].sum(1)  # unused bigrams leaving each candidate
+            best = free[onward == onward.max()]
+            nxt = int(best[rng.integers(len(best))])
+            used[walk[-1], nxt] = True
+            walk.append(nxt)
+        if len(walk) == length:
+            return np.asarray(walk)
+    raise ActspaceError(f"could not draw a unique-bigram sequence of {length} over {vocab} tokens")
+
+
 def has_unique_bigrams(tokens: Sequence[int]) -> bool:
     pairs = list(zip(tokens[:-1], tokens[1:]))
     return len(pairs) == len(set(pairs))
 
 
 def draw_x(task: CopyTask, rng: np.random.Generator, length: int) -> np.ndarray:
+    """One x of ``length`` tokens for ``task``: unique tokens, or a unique-bigram sequence
+    drawn by the task's walk."""
     if task.kind == "copy":
         return unique_tokens(rng, task.vocab, length)
+    if task.walk == "public":
+        return public_bigram_walk(rng, task.vocab, length)
     return unique_bigram_walk(rng, task.vocab, length)
 
 

@@ -36,6 +36,7 @@ def partition_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
     axes[2].bar(range(len(sizes)), sizes, color="C0")
     for i, (size, part) in enumerate(zip(sizes, share)):
         axes[2].text(i, size, f"{part:.0%}", ha="center", va="bottom", fontsize=7)
+    axes[2].set_xticks(range(len(sizes)))
     axes[2].set(xlabel="subspace", ylabel="dimensions", title="sizes (label: variance share)")
     off = ~np.eye(len(sizes), dtype=bool)
     if len(sizes) > 1:
