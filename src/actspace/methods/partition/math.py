@@ -35,20 +35,6 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a, b, compute_mode=mode)
 
 
-def _size_groups(sizes: Sequence[int]) -> list[tuple[int, list[int]]]:
-    """Subspaces of equal size, as (size, indices): each group is searched in one batched call."""
-    groups: dict[int, list[int]] = {}
-    for index, size in enumerate(sizes):
-        groups.setdefault(int(size), []).append(index)
-    return list(groups.items())
-
-
-def _stacked(z: torch.Tensor, sizes: Sequence[int], indices: list[int]) -> torch.Tensor:
-    """(len(indices), n, size) coordinates of equal-size subspaces."""
-    spans = bounds(sizes)
-    return torch.stack([z[:, spans[i][0] : spans[i][1]] for i in indices])
-
-
 @torch.no_grad()
 def nearest_neighbours(
     queries: torch.Tensor, keys: torch.Tensor, sizes: Sequence[int], block: int = 4096
@@ -56,22 +42,18 @@ def nearest_neighbours(
     """Each query's nearest key in every subspace: indices and distances, (n_subspaces, n_q).
 
     ``queries`` (n_q, d) and ``keys`` (n_k, d) are already rotated. Keys are searched ``block``
-    at a time, keeping a running minimum, so memory holds n_q x block distances per subspace,
-    never an n_q x n_k matrix.
+    at a time, keeping a running minimum, so memory holds n_q x block distances, never an
+    n_q x n_k matrix.
     """
-    n_sub = len(sizes)
-    best = torch.full((n_sub, len(queries)), math.inf, dtype=queries.dtype)
-    index = torch.zeros((n_sub, len(queries)), dtype=torch.long)
-    for size, members in _size_groups(sizes):
-        q = _stacked(queries, sizes, members)
+    best = torch.full((len(sizes), len(queries)), math.inf, dtype=queries.dtype)
+    index = torch.zeros((len(sizes), len(queries)), dtype=torch.long)
+    for i, (a, b) in enumerate(bounds(sizes)):
+        q = queries[:, a:b]
         for start in range(0, len(keys), block):
-            k = _stacked(keys[start : start + block], sizes, members)
-            dist = pairwise_distances(q, k)  # (group, n_q, block)
-            value, arg = dist.min(dim=2)
-            rows = torch.tensor(members)
-            better = value < best[rows]
-            best[rows] = torch.where(better, value, best[rows])
-            index[rows] = torch.where(better, arg + start, index[rows])
+            value, arg = pairwise_distances(q, keys[start : start + block, a:b]).min(dim=1)
+            better = value < best[i]
+            best[i] = torch.where(better, value, best[i])
+            index[i] = torch.where(better, arg + start, index[i])
     return index, best
 
 
