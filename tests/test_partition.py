@@ -116,17 +116,9 @@ def test_superposition_toy_groups_are_recovered():
     merges then join mixed units (the authors' toy schedule re-initialises such units; that
     heuristic is not implemented, see the README)."""
     data, group_a, group_b = superposition_toy(8000)
-    config = settings(
-        unit_size=2,
-        max_steps=1700,
-        merge_start=1000,
-        merge_interval=150,
-        key_pool=16,
-        lr=0.01,
-        mi_queries=256,
-        mi_keys=2048,
-        stop_at_n_subspaces=2,
-    )
+    schedule = dict(max_steps=1700, merge_start=1000, merge_interval=150, stop_at_n_subspaces=2)
+    search = dict(unit_size=2, key_pool=16, lr=0.01, mi_queries=256, mi_keys=2048)
+    config = settings(**schedule, **search)
     result = train_partition(data, config, progress=False)
     assert result.sizes == [6, 6]
     found = [result.R[:, a:b] for a, b in pm.bounds(result.sizes)]

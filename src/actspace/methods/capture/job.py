@@ -33,10 +33,10 @@ STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
 class CaptureSettings(SectionSettings):
     """``config.capture`` less the model and corpus lists (defaults: the schema)."""
 
-    dtype: str
-    batch_tokens: int
-    chunk_tokens: int
-    codec: str
+    dtype: str  # storage dtype: float32 | float16
+    batch_tokens: int  # padded tokens per forward pass
+    chunk_tokens: int  # rows per Zarr chunk
+    codec: str  # none | zstd | blosc-lz4
 
 
 def capture_residuals(
