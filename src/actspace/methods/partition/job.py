@@ -81,9 +81,9 @@ def partition_job(
     mi_trained = estimate_mi(
         pool, result.R, result.sizes, config.mi_queries, config.mi_keys, generator
     )
-    random = random_rotation(pool.shape[1], generator)
+    random_R = random_rotation(pool.shape[1], generator)
     mi_random = estimate_mi(
-        pool, random, result.sizes, config.mi_queries, config.mi_keys, generator
+        pool, random_R, result.sizes, config.mi_queries, config.mi_keys, generator
     )
     z = pool @ result.R
     ranks = [effective_rank(z[:, a:b]) for a, b in bounds(result.sizes)]
@@ -110,7 +110,7 @@ def partition_job(
     )
     with atomic_store(out, attrs) as group:
         group.create_array("R", data=result.R.numpy())
-        group.create_array("random_R", data=random.numpy())
+        group.create_array("random_R", data=random_R.numpy())
         group.create_array("sizes", data=np.asarray(result.sizes, dtype=np.int64))
         group.create_array("loss", data=np.asarray(result.losses, dtype=np.float32))
         group.create_array("mi_trained", data=mi_trained.numpy())
