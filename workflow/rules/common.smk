@@ -23,9 +23,6 @@ wildcard_constraints:
     model=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     corpus=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     toy=r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    layer=r"\d+",
-    block=r"\d+",
-    stop=r"(\.stop\d+)?",
 
 
 def model_spec(wildcards):

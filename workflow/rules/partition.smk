@@ -1,6 +1,12 @@
 from actspace.methods.partition import sites as partition_sites
 
 
+wildcard_constraints:
+    layer=r"\d+",
+    block=r"\d+",
+    stop=r"(\.stop\d+)?",  # '' for the published schedule, '.stop2' for stop at 2
+
+
 rule partition_site:
     input:
         activations=rules.capture_residuals.output[0],
