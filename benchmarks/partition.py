@@ -5,7 +5,7 @@ and the ratio to the reference of each group:
 
 - step: one optimisation step (search, loss, backward, Adam) of ``ndm_loss`` with the blocked
   search, against the plain loop with the same math (``torch.cdist`` over the whole key pool
-  per subspace, as ``brute_force_neighbours``);
+  per subspace: the same loss with one block covering the pool);
 - search: the blocked exact search against faiss-cpu's exact flat index (``IndexFlatL2``, one
   index per subspace built on the rotated keys, as a step needs);
 - KSG counts: the marginal neighbour counts of the MI estimate in torch (as
@@ -46,21 +46,15 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def step_time(data, n_queries, n_keys, sizes, search, repeats) -> float:
-    """Seconds of one NDM step with the given nearest-neighbour ``search``."""
+def step_time(data, n_queries, n_keys, sizes, block, repeats) -> float:
+    """Seconds of one NDM step (``ndm_loss``, backward, Adam) searching ``block`` keys at a
+    time; ``block`` = the whole pool is the plain loop (one ``cdist`` per subspace)."""
     rotation = orthogonal_rotation(torch.eye(data.shape[1]))
     optimiser = torch.optim.Adam(rotation.parameters(), lr=3e-4)
     queries, keys = data[:n_queries], data[n_queries : n_queries + n_keys]
 
     def step():
-        R = rotation.weight
-        zq = queries @ R
-        with torch.no_grad():
-            index, _ = search(zq, keys @ R, sizes)
-        losses = []
-        for i, (a, b) in enumerate(pm.bounds(sizes)):
-            losses.append((zq[:, a:b] - keys[index[i]] @ R[:, a:b]).norm(dim=-1).mean())
-        loss = torch.stack(losses).mean()
+        loss = pm.ndm_loss(rotation.weight, queries, keys, sizes, block)
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -108,8 +102,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.store:
         from actspace.methods.partition.job import site_activations
+        from actspace.store import open_store
 
-        data = torch.from_numpy(site_activations(args.store, args.layer))
+        data = torch.from_numpy(site_activations(open_store(args.store, ["resid"]), args.layer))
         data = data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))]
     else:
         data = torch.randn(
@@ -121,9 +116,9 @@ def main() -> None:
     queries, keys = data[: args.queries], data[args.queries : args.queries + n_keys]
     blocked = lambda q, k, s: pm.nearest_neighbours(q, k, s, 4096)  # noqa: E731
     rows = {
-        "step, blocked search": step_time(data, args.queries, n_keys, sizes, blocked, args.repeats),
+        "step, blocked search": step_time(data, args.queries, n_keys, sizes, 4096, args.repeats),
         "step, plain loop (cdist over the pool)": step_time(
-            data, args.queries, n_keys, sizes, pm.brute_force_neighbours, args.repeats
+            data, args.queries, n_keys, sizes, n_keys, args.repeats
         ),
         "search, blocked torch": best_of(lambda: blocked(queries, keys, sizes), args.repeats),
     }

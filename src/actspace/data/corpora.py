@@ -157,7 +157,7 @@ def task_sequences(
 ) -> tuple[list[list[int]], list[int]]:
     """``spec['n_texts']`` seeded sequences of the copy task ``spec['task']``, and the length
     of each one's prompt (``<bos> x <sep>``); the model's vocabulary must be the task's."""
-    task = CopyTask(**{k: v for k, v in spec["task"].items() if k != "long_len"})
+    task = CopyTask.from_config(spec["task"])
     if manifest["vocab_size"] != task.vocab_size:
         raise ActspaceError(
             f"corpus {corpus!r}: the task has {task.vocab_size} tokens but model "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,12 @@ class CopyTask:
                 f"copy task: max_len {self.max_len} exceeds the {self.vocab} data tokens "
                 "(the copied tokens are unique)"
             )
+
+    @classmethod
+    def from_config(cls, entry: dict[str, Any]) -> CopyTask:
+        """The task of a config ``copy_task`` entry (its ``long_len`` is an evaluation
+        setting of the toys, not part of the task)."""
+        return cls(**{key: value for key, value in entry.items() if key != "long_len"})
 
     @property
     def bos(self) -> int:

@@ -66,22 +66,19 @@ def circuit_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
     y_in, y_out = np.linspace(1, 0, n_in), np.linspace(1, 0, n_out)
     strongest = max(float(ov.max()), float(mlp.max()) if mlp is not None else 0.0, 1e-12)
     palette = sns.color_palette("colorblind", n_heads)
+
+    def draw(edges: np.ndarray, **style) -> None:
+        """A line from input i to output j for every edge wide enough to see."""
+        for i, j in zip(*np.nonzero(4 * edges / strongest > 0.2)):
+            width = 4 * edges[i, j] / strongest
+            ax.plot([0, 1], [y_in[i], y_out[j]], lw=width, **style)
+
     for head in range(n_heads):
-        for i in range(n_in):
-            for j in range(n_out):
-                width = 4 * ov[head, i, j] / strongest
-                if width > 0.2:
-                    ax.plot([0, 1], [y_in[i], y_out[j]], color=palette[head], lw=width, alpha=0.7)
+        draw(ov[head], color=palette[head], alpha=0.7)
     if mlp is not None:
-        for i in range(n_in):
-            for j in range(n_out):
-                width = 4 * mlp[i, j] / strongest
-                if width > 0.2:
-                    ax.plot([0, 1], [y_in[i], y_out[j]], color="grey", lw=width, alpha=0.5)
-    for i in range(n_in):
-        for j in range(n_out):
-            if skip[i, j] > 0.5:
-                ax.plot([0, 1], [y_in[i], y_out[j]], color="black", ls="--", lw=0.6)
+        draw(mlp, color="grey", alpha=0.5)
+    for i, j in zip(*np.nonzero(skip > 0.5)):
+        ax.plot([0, 1], [y_in[i], y_out[j]], color="black", ls="--", lw=0.6)
     sizes_in, sizes_out = attrs["sizes_in"], attrs["sizes_out"]
     for i, y in enumerate(y_in):
         ax.text(-0.02, y, f"in {i} ({sizes_in[i]})", ha="right", va="center", fontsize=8)

@@ -18,12 +18,16 @@ import torch
 
 from actspace.errors import ActspaceError
 from actspace.methods.partition.circuits import block_circuit
-from actspace.methods.partition.math import effective_rank, bounds, random_rotation
+from actspace.methods.partition.math import (
+    bounds,
+    effective_rank,
+    random_rotation,
+    subspace_variances,
+)
 from actspace.methods.partition.probes import document_split, subspace_probes, token_labels
 from actspace.methods.partition.train import (
     PartitionSettings,
     estimate_mi,
-    subspace_statistics,
     train_partition,
 )
 from actspace.models import load_model
@@ -39,13 +43,13 @@ def _derived_provenance(kind: str, source: Any, **fields: Any) -> dict[str, Any]
     return provenance(kind=kind, **origin, **fields)
 
 
-def site_activations(activations: str | os.PathLike, layer: int) -> np.ndarray:
-    """``resid[:, layer]`` of an activation store as float32 (n_tokens, d)."""
-    store = open_store(activations, ["resid", "tokens", "doc_offsets"])
+def site_activations(store: Any, layer: int) -> np.ndarray:
+    """``resid[:, layer]`` of an opened activation store as float32 (n_tokens, d)."""
     n_slots = store["resid"].shape[1]
     if not 0 <= layer < n_slots:
         raise ActspaceError(
-            f"layer {layer} is not a site of {activations}: residual positions run 0..{n_slots - 1}"
+            f"layer {layer} is not a site of {store.store.root}: residual positions run "
+            f"0..{n_slots - 1}"
         )
     return np.asarray(store["resid"][:, layer], dtype=np.float32)
 
@@ -66,8 +70,9 @@ def partition_job(
     """Train the partition of one site and write its store; ``settings`` is the validated
     ``config.partition`` section with the site's overrides applied."""
     config = PartitionSettings.from_config(settings)
-    source = open_store(activations, ["resid"]).attrs
-    site = site_activations(activations, layer)
+    store = open_store(activations, ["resid"])
+    source = store.attrs
+    site = site_activations(store, layer)
     pool = training_pool(site, config.max_activations, config.seed)
     log.info(
         "site %s layer %d: %d distinct of %d activations",
@@ -87,7 +92,7 @@ def partition_job(
     )
     z = pool @ result.R
     ranks = [effective_rank(z[:, a:b]) for a, b in bounds(result.sizes)]
-    stats = subspace_statistics(pool, result.R, result.sizes)
+    variances = subspace_variances(z, result.sizes)
     n = len(result.sizes)
     off_diagonal = ~np.eye(n, dtype=bool)
     attrs = _derived_provenance(
@@ -115,9 +120,8 @@ def partition_job(
         group.create_array("loss", data=np.asarray(result.losses, dtype=np.float32))
         group.create_array("mi_trained", data=mi_trained.numpy())
         group.create_array("mi_random", data=mi_random.numpy())
-        group.create_array(
-            "variance_explained", data=stats["variance_explained"].astype(np.float32)
-        )
+        share = (variances / variances.sum()).numpy().astype(np.float32)
+        group.create_array("variance_explained", data=share)
         group.create_array("effective_rank", data=np.asarray(ranks, dtype=np.float32))
     log.info("partition %s (%s) written to %s", result.sizes, result.stopped, out)
 
@@ -179,13 +183,14 @@ def mlp_inputs(
 ) -> torch.Tensor:
     """Up to ``n`` streams entering block ``block``'s MLP (resid_pre + attention write), from
     the first documents of the store, run one document at a time."""
-    streams = []
+    streams, count = [], 0
     names = [f"blocks.{block}.hook_resid_pre", f"blocks.{block}.hook_attn_out"]
     for doc in range(len(offsets) - 1):
         ids = torch.as_tensor(tokens[offsets[doc] : offsets[doc + 1]], dtype=torch.long)[None]
         _, cache = adapter.run_with_cache(ids.to(adapter.device), names, logits=False)
         streams.append((cache[names[0]] + cache[names[1]])[0].float().cpu())
-        if sum(len(s) for s in streams) >= n:
+        count += len(streams[-1])
+        if count >= n:
             break
     return torch.cat(streams)[:n]
 
@@ -197,7 +202,7 @@ def probe_job(activations: str, partition: str, out: str, test_share: float, see
     random_R = torch.from_numpy(open_store(partition, ["random_R"])["random_R"][:])
     store = open_store(activations, ["resid", "tokens", "doc_offsets"])
     tokens, offsets = store["tokens"][:], store["doc_offsets"][:]
-    site = site_activations(activations, attrs["layer"])
+    site = site_activations(store, attrs["layer"])
     rows, current, previous = token_labels(tokens, offsets)
     test = document_split(offsets, rows, test_share, seed)
     labels = {"current_token": current, "previous_token": previous}

@@ -37,7 +37,7 @@ def pairwise_distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def nearest_neighbours(
-    queries: torch.Tensor, keys: torch.Tensor, sizes: Sequence[int], block: int = 4096
+    queries: torch.Tensor, keys: torch.Tensor, sizes: Sequence[int], block: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each query's nearest key in every subspace: indices and distances, (n_subspaces, n_q).
 
@@ -81,7 +81,7 @@ def ndm_loss(
     queries: torch.Tensor,
     keys: torch.Tensor,
     sizes: Sequence[int],
-    block: int = 4096,
+    block: int,
 ) -> torch.Tensor:
     """Mean over subspaces of the mean (unsquared) distance from each query's projection to
     its nearest key's, neighbours searched without gradient; gradients reach R through both

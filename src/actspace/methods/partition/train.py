@@ -15,14 +15,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from actspace.errors import ActspaceError
 from actspace.methods.partition.math import (
-    bounds,
     ksg_mutual_information,
     merge_columns,
     ndm_loss,
@@ -51,13 +49,11 @@ class PartitionSettings(SectionSettings):
     merge_interval: int
     merge_thr: float
     mi_null: bool
-    stop_at_n_subspaces: int | None
+    stop_at_n_subspaces: int | None  # the variant, set per job (partition.sites.stop_at)
     mi_queries: int
     mi_keys: int
     max_activations: int
     seed: int
-
-    OPTIONAL = ("stop_at_n_subspaces",)
 
 
 class _Rotation(nn.Module):
@@ -86,6 +82,17 @@ class PartitionResult:
     seconds: float = 0.0
 
 
+def disjoint_split(
+    n: int, n_queries: int, n_keys: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random indices of at most ``n_queries`` queries (half the pool at most) and of
+    ``n_keys`` other rows (at least one, however small the pool)."""
+    order = torch.randperm(n, generator=generator)
+    n_queries = min(n_queries, n // 2)
+    n_keys = max(1, min(n_keys, n - n_queries))
+    return order[:n_queries], order[n_queries : n_queries + n_keys]
+
+
 def estimate_mi(
     activations: torch.Tensor,
     R: torch.Tensor,
@@ -99,12 +106,10 @@ def estimate_mi(
     each subspace's distances scaled by the square root of its total variance; with
     ``null``, of the same data with every subspace shuffled across samples independently
     (what the estimator reports for independent subspaces with these marginals)."""
-    order = torch.randperm(len(activations), generator=generator)
-    n_queries = min(n_queries, len(activations) // 2)
-    n_keys = max(1, min(n_keys, len(activations) - n_queries))
+    query_rows, key_rows = disjoint_split(len(activations), n_queries, n_keys, generator)
     with torch.no_grad():
-        queries = activations[order[:n_queries]] @ R
-        keys = activations[order[n_queries : n_queries + n_keys]] @ R
+        queries = activations[query_rows] @ R
+        keys = activations[key_rows] @ R
         if null:
             queries = shuffled_pairing(queries, sizes, generator)
             keys = shuffled_pairing(keys, sizes, generator)
@@ -131,14 +136,11 @@ def train_partition(
     rotation = orthogonal_rotation(torch.eye(d))
     optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
     result = PartitionResult(rotation.weight.detach().clone(), sizes)
-    n_queries = min(settings.batch_size, n // 2)
-    n_keys = max(1, min(settings.key_pool, n - n_queries))
     started = time.perf_counter()
     bar = tqdm(range(1, settings.max_steps + 1), desc="NDM", disable=not progress, mininterval=5)
     for step in bar:
-        order = torch.randperm(n, generator=generator)
-        queries = activations[order[:n_queries]]
-        keys = activations[order[n_queries : n_queries + n_keys]]
+        query_rows, key_rows = disjoint_split(n, settings.batch_size, settings.key_pool, generator)
+        queries, keys = activations[query_rows], activations[key_rows]
         loss = ndm_loss(rotation.weight, queries, keys, sizes, settings.search_block)
         if not torch.isfinite(loss):
             raise ActspaceError(f"the NDM loss is {float(loss)} at step {step}; lower partition.lr")
@@ -151,7 +153,7 @@ def train_partition(
         bar.set_postfix(loss=f"{result.losses[-1]:.4f}", subspaces=len(sizes), refresh=False)
         due = (
             step >= settings.merge_start
-            and (step - settings.merge_start) % max(settings.merge_interval, 1) == 0
+            and (step - settings.merge_start) % settings.merge_interval == 0
         )
         if not due or step >= settings.max_steps - 100:  # as published: none near the end
             continue
@@ -193,15 +195,3 @@ def train_partition(
     result.sizes = list(sizes)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def subspace_statistics(activations: torch.Tensor, R: torch.Tensor, sizes: list[int]) -> dict:
-    """Per subspace: the fraction of the total variance it holds."""
-    z = activations @ R
-    variances = subspace_variances(z, sizes)
-    return {"variance_explained": (variances / variances.sum()).numpy()}
-
-
-def spans(sizes: list[int]) -> np.ndarray:
-    """(n_subspaces, 2) start and end column of each subspace."""
-    return np.array(bounds(sizes), dtype=np.int64).reshape(-1, 2)

@@ -24,12 +24,11 @@ class ToySpec:
 
     @classmethod
     def from_config(cls, name: str, entry: dict[str, Any]) -> ToySpec:
-        task_cfg = dict(entry["task"])
-        long_len = task_cfg.pop("long_len", None)  # optional: no longer-x evaluation
+        long_len = entry["task"].get("long_len")  # optional: no longer-x evaluation
         train_cfg = {**entry["train"], "long_len": tuple(long_len) if long_len else None}
         return cls(
             name,
-            CopyTask(**task_cfg),
+            CopyTask.from_config(entry["task"]),
             ToyArchitecture(**entry["model"]),
             TrainSettings(**train_cfg),
         )
