@@ -173,6 +173,13 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "mi_keys": 64,
             "circuit_streams": 8,
         },
+        "steering": {
+            "runs": {"tiny-run": {"model": "tiny", "corpus": "tiny-prompts"}},
+            "melbo": {"source_block": 0, "target_block": 1, "n_vectors": 3, "steps": 4, "block": 2},
+            "ortho": {"n_max": 5, "steps": 4, "block": 2, "combination_ns": [1, 2]},
+            "sweep": {"radii": [1, 2], "n_vectors": 2, "steps": 2, "tokens": 3},
+            "generate": {"tokens": 4, "indices": [1, 2], "combination_ns": [2]},
+        },
     }
 
 

@@ -106,6 +106,8 @@ PRESENTATION_JOBS = {
     "circuit_figure": 1,
     "probe_figure": 2,
     "partition_summary": 1,
+    "steering_figures": 1,
+    "steering_summary": 1,
 }
 # every partition job of the tiny run: the toy's two sites stopped at 2 subspaces, the block
 # between them, the probes, and their figures
@@ -332,3 +334,40 @@ def test_partition_outputs_of_the_tiny_run(tiny_workflow):
     for figure in ("L1.stop2.png", "circuit_B1.stop2.png", "probes_L1.stop2.png"):
         assert (folder / "figures" / figure).stat().st_size > 0
     assert "## Subspace partition" in (tiny_workflow / "results/summary.md").read_text()
+
+
+def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
+    from actspace.methods.steering.command import steer_text
+
+    run = tiny_workflow / "results/steering/tiny/tiny-run"
+    melbo = open_store(run / "melbo.zarr", ["vectors", "objective_history", "random_vectors"])
+    assert melbo["vectors"].shape == (3, 32) and melbo["objective_history"].shape == (3, 4)
+    assert (melbo.attrs["source_block"], melbo.attrs["target_block"]) == (0, 1)
+    assert np.allclose(np.linalg.norm(melbo["vectors"][:], axis=1), 1.0, atol=1e-5)
+    vectors = open_store(run / "vectors.zarr", ["vectors", "kl_i_to_0", "control_kl_0_to_i"])
+    assert vectors["vectors"].shape == (5, 32) and vectors["kl_i_to_0"].shape == (5,)
+    assert vectors.attrs["max_abs_cosine"] < 1e-6
+    for figure in ("kl", "norms", "combinations", "melbo"):
+        assert (run / f"figures/{figure}.png").stat().st_size > 0
+    sweep = (run / "radius_sweep.csv").read_text().splitlines()
+    assert sweep[0].startswith("radius,") and len(sweep) == 3
+    records = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
+    sets = {r["set"] for r in records}
+    assert {"unsteered", "melbo", "melbo_random", "ortho_base", "ortho", "ortho_sum"} <= sets
+    # the steer command reproduces stored generations, greedy and sampled
+    model = tiny_workflow / "results/models/tiny"
+    for wanted in (("ortho", 2, "greedy"), ("ortho", 1, "sampled"), ("melbo", 1, "greedy")):
+        record = next(r for r in records if (r["set"], r["index"], r["mode"]) == wanted)
+        vector_set = "ortho" if record["set"] == "ortho" else "melbo"
+        text = steer_text(
+            str(run / "vectors.safetensors"),
+            str(model),
+            vector_set,
+            record["index"],
+            record["prompt"],
+            record["tokens"],
+            record["seed"],
+        )
+        assert text == record["completion"]
+    summary = json.loads((tiny_workflow / "results/summary/steering.json").read_text())
+    assert any("distinct greedy" in row["quantity"] for row in summary["rows"])

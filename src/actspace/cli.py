@@ -5,6 +5,12 @@
 
 prints every (matrix, direction, sign) whose singular vector points at the query words
 (SVD tracing, Millidge & Black 2022), best first.
+
+    actspace steer --vectors results/steering/smollm2-135m/requests/vectors.safetensors \
+        --model results/models/smollm2-135m --set ortho --index 3 "How do I bake bread?"
+
+continues the prompt with a stored steering vector added after its source block (greedy,
+or sampled with ``--seed``), as the steering job wrote its generations.
 """
 
 from __future__ import annotations
@@ -24,7 +30,42 @@ def main(argv: list[str] | None = None) -> int:
     locate.add_argument("--model", required=True, help="the materialised model directory")
     locate.add_argument("--threshold", type=float, default=0.15, help="cosine threshold")
     locate.add_argument("--top", type=int, default=20, help="rows to print")
+    steer = commands.add_parser("steer", help="generate with a stored steering vector added")
+    steer.add_argument("prompt", help="the prompt text (tokenised as the pipeline's prompts)")
+    steer.add_argument("--vectors", required=True, help="a steering run's vectors.safetensors")
+    steer.add_argument("--model", required=True, help="the materialised model directory")
+    steer.add_argument(
+        "--set", default="ortho", help="melbo, melbo_random or ortho (row 0 = theta_0)"
+    )
+    steer.add_argument("--index", type=int, default=0, help="row of the set")
+    steer.add_argument("--tokens", type=int, default=48, help="new tokens")
+    steer.add_argument(
+        "--seed", type=int, default=None, help="sample (temperature 1) from this seed"
+    )
+    steer.add_argument("--norm", type=float, default=None, help="rescale the vector to this norm")
+    steer.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     args = parser.parse_args(argv)
+    try:
+        if args.command == "steer":
+            from actspace.methods.steering.command import steer_text
+
+            print(
+                steer_text(
+                    args.vectors,
+                    args.model,
+                    args.set,
+                    args.index,
+                    args.prompt,
+                    args.tokens,
+                    args.seed,
+                    args.norm,
+                    args.device,
+                )
+            )
+            return 0
+    except ActspaceError as err:
+        print(f"actspace: error: {err}", file=sys.stderr)
+        return 1
 
     from actspace.methods.weights_svd.read import locate_in_store
 

@@ -44,6 +44,7 @@ METHODS = (
     Method("weights_svd", {"models": "models"}),
     Method("toys", selects="train", check="actspace.methods.toys.spec:check_config"),
     Method("partition", selects="sites", check="actspace.methods.partition.sites:check_config"),
+    Method("steering", selects="runs", check="actspace.methods.steering.runs:check_config"),
 )
 
 

@@ -1,0 +1,130 @@
+"""Summary of the steering runs: MELBO's diversity against random vectors of the same norm,
+the objective margin, and how many MELBO-ortho vectors keep theta_0's effect."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actspace.reporting.rows import method_summary, published_values, row
+from actspace.store import open_store, read_csv
+
+NOTES = [
+    "Blocks are 0-based; theta is added to the output of the source block at every position "
+    "and the objective reads the output of the target block.",
+    "Distinct completions: per prompt, the number of different greedy completions among the "
+    "run's MELBO vectors and among as many random orthogonal vectors of norm R (mean over prompts).",
+    "KL: at each prompt's last position between the next-token distributions steered by "
+    "theta_i and by theta_0, KL(P_i || P_0) (the reference code's), mean over prompts; below "
+    "control = below the KL of a random vector orthogonal to theta_0..theta_{i-1} with "
+    "theta_i's norm.",
+]
+
+
+def distinct_counts(generations: str | os.PathLike) -> dict[str, float]:
+    """Mean over prompts of the distinct greedy completions of the MELBO and random sets."""
+    records = [json.loads(line) for line in Path(generations).read_text().splitlines() if line]
+    out = {}
+    for name in ("melbo", "melbo_random"):
+        per_prompt: dict[int, set[str]] = {}
+        for r in records:
+            if r["set"] == name and r["mode"] == "greedy":
+                per_prompt.setdefault(r["prompt_index"], set()).add(r["completion"])
+        out[name] = float(np.mean([len(v) for v in per_prompt.values()])) if per_prompt else 0.0
+    return out
+
+
+def steering_summary(
+    melbo_stores: Sequence[str],
+    ortho_stores: Sequence[str],
+    generations: Sequence[str],
+    sweeps: Sequence[str],
+    published: str | os.PathLike,
+) -> dict[str, Any]:
+    ref = published_values("steering", published)
+    rows = []
+    for melbo_path, ortho_path, gen_path, sweep_path in zip(
+        melbo_stores, ortho_stores, generations, sweeps, strict=True
+    ):
+        melbo = open_store(melbo_path, ["objective", "random_objective"])
+        ortho = open_store(ortho_path, ["norms", "kept", "kl_i_to_0", "control_kl_i_to_0"])
+        a, o = melbo.attrs, ortho.attrs
+        model = Path(melbo_path).parent.parent.name
+        s = a["settings"]
+        setting = (
+            f"run {a['run']}, {len(a['prompts'] or [])} prompts, blocks {a['source_block']} -> "
+            f"{a['target_block']}, R = {s['radius']}, p = {s['p']}, {s['steps']} steps"
+        )
+        n = melbo["objective"].shape[0]
+        counts = distinct_counts(gen_path)
+        learned, random = melbo["objective"][:], melbo["random_objective"][:]
+        kept = ortho["kept"][:]
+        norms = ortho["norms"][:][kept]
+        ortho_setting = (
+            f"run {a['run']}, theta_0 = MELBO vector {o['base_index']} (norm "
+            f"{o['base_norm']:.2f}), {o['settings']['steps']} Adam steps per vector, "
+            f"stopped: {o['stopped']}"
+        )
+        rows += [
+            row(
+                "distinct greedy completions, MELBO vectors",
+                f"{counts['melbo']:.1f} of {n}",
+                model,
+                setting,
+                reference=ref["distinct_learned"],
+            ),
+            row(
+                "distinct greedy completions, random vectors of norm R",
+                f"{counts['melbo_random']:.1f} of {n}",
+                model,
+                setting,
+                reference=ref["distinct_random"],
+            ),
+            row(
+                "objective, weakest MELBO vector / strongest random vector",
+                f"{learned.min():.4g} / {random.max():.4g}",
+                model,
+                setting,
+            ),
+            row(
+                "orthogonal vectors with KL to theta_0 below the random control",
+                f"{o['n_below_control']} of {o['n_vectors']} found (d_model {o['d_model']})",
+                model,
+                ortho_setting,
+                reference=ref["ortho_below_control"],
+            ),
+            row(
+                "norm of the kept orthogonal vectors, median (first 10)",
+                (
+                    f"{np.median(norms):.2f} ({np.median(norms[:10]):.2f})"
+                    if len(norms)
+                    else "none kept"
+                ),
+                model,
+                ortho_setting,
+                reference=ref["ortho_norm"],
+            ),
+            row(
+                "max |cos| between theta_0 and the kept vectors",
+                f"{o['max_abs_cosine']:.1e}",
+                model,
+                ortho_setting,
+            ),
+        ]
+        sweep = read_csv(sweep_path)
+        best = max(sweep, key=lambda r: r["distinct_learned"] - r["distinct_random"])
+        rows.append(
+            row(
+                "radius sweep: R with the most distinct learned over random completions",
+                f"R = {best['radius']} ({best['distinct_learned']:.1f} vs "
+                f"{best['distinct_random']:.1f} of {best['n_vectors']})",
+                model,
+                f"run {a['run']}, R in {[r['radius'] for r in sweep]}",
+            )
+        )
+    return method_summary("steering", "Orthogonal MELBO steering", rows, NOTES)

@@ -1,0 +1,12 @@
+"""Snakemake glue for rule steering_figures (logic: actspace.methods.steering.figures)."""
+
+from actspace.jobs import job
+from actspace.methods.steering.figures import steering_figures
+
+with job(snakemake):
+    steering_figures(
+        snakemake.input.melbo,
+        snakemake.input.vectors,
+        snakemake.input.sweep,
+        dict(snakemake.output.items()),
+    )
