@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -33,6 +31,7 @@ import torch
 
 from actspace.methods.partition import math as pm
 from actspace.methods.partition.train import orthogonal_rotation
+from actspace.provenance import machine
 
 
 def best_of(fn, repeats: int) -> float:
@@ -163,12 +162,7 @@ def main() -> None:
         "queries": args.queries,
         "keys": n_keys,
         "sizes": sizes,
-        "machine": {
-            "cores": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(record, indent=2) + "\n")

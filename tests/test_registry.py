@@ -76,3 +76,25 @@ def test_a_toy_spec_whose_sequences_do_not_fit_is_refused():
     config["toys"]["specs"]["toy-copy"]["task"]["max_len"] = 13  # unique tokens of 12
     with pytest.raises(ActspaceError, match="toys.specs.toy-copy: copy task: max_len 13"):
         check_references(config)
+
+
+def test_a_steering_run_needs_a_defined_model_and_a_prompts_corpus():
+    config = _config()
+    config["steering"]["runs"]["requests"]["model"] = "nowhere"
+    with pytest.raises(ActspaceError, match="steering.runs.requests.model names 'nowhere'"):
+        check_references(config)
+    config = _config()
+    config["steering"]["runs"]["requests"]["corpus"] = "generated-4"
+    with pytest.raises(ActspaceError, match="must be a corpus of type prompts"):
+        check_references(config)
+
+
+def test_steering_blocks_out_of_range_are_refused():
+    from actspace.methods.steering.job import MelboSettings
+
+    section = with_defaults({}, "steering", "melbo")
+    assert MelboSettings.from_config(section).blocks(30) == (7, 21)  # the reference's default
+    with pytest.raises(ActspaceError, match="source_block"):
+        MelboSettings.from_config({**section, "source_block": 25}).blocks(30)
+    with pytest.raises(ActspaceError, match="n_layers"):
+        MelboSettings.from_config({**section, "target_block": 30}).blocks(30)

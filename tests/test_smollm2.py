@@ -143,3 +143,31 @@ def test_partition_of_a_middle_layer(ci_profile_run):
     assert "mean pairwise MI, trained R" in page
     toy = ci_profile_run / "results/partition/toy-copy/toy-copy-sequences"
     assert (toy / "probes_L1.stop2.csv").is_file() and (toy / "circuit_B1.stop2.zarr").is_dir()
+
+
+def test_steering_on_smollm2(ci_profile_run):
+    """The CI run's MELBO vectors sit on the sphere, mutually orthogonal, and each beats the
+    random vectors' objective; the orthogonal set stays orthogonal to theta_0; a stored
+    generation is reproduced by ``actspace steer``."""
+    from actspace.methods.steering.command import steer_text
+
+    run = ci_profile_run / "results/steering/smollm2-135m/requests"
+    melbo = open_store(run / "melbo.zarr", ["vectors", "objective", "random_objective"])
+    vectors = melbo["vectors"][:]
+    assert vectors.shape == (4, 576) and melbo.attrs["target_block"] == 21
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 8.0, atol=1e-4)
+    assert melbo.attrs["max_abs_cosine"] < 1e-6
+    assert melbo["objective"][:].min() > melbo["random_objective"][:].max()
+    ortho = open_store(run / "vectors.zarr", ["vectors", "kept", "kl_i_to_0"])
+    assert ortho.attrs["max_abs_cosine"] < 1e-6 and ortho["vectors"].shape == (4, 576)
+    records = [json.loads(line) for line in (run / "generations.jsonl").read_text().splitlines()]
+    record = next(r for r in records if (r["set"], r["index"], r["mode"]) == ("ortho", 1, "greedy"))
+    text = steer_text(
+        str(run / "vectors.safetensors"),
+        str(ci_profile_run / "results/models/smollm2-135m"),
+        "ortho",
+        1,
+        record["prompt"],
+        record["tokens"],
+    )
+    assert text == record["completion"]

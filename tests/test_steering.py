@@ -271,3 +271,34 @@ def test_last_logprobs_and_generation_use_the_vector(tiny, prompts):
     assert first == generate_steered(tiny, PROMPTS[0], theta[:1], 0, 6)
     sampled = generate_steered(tiny, PROMPTS[0], theta[:1], 0, 6, sample_seed=3)
     assert sampled == generate_steered(tiny, PROMPTS[0], theta[:1], 0, 6, sample_seed=3)
+
+
+def test_a_base_vector_file_is_read_and_checked(tmp_path):
+    from safetensors.torch import save_file
+
+    from actspace.errors import ActspaceError
+    from actspace.methods.steering.job import load_vector_set
+
+    path = tmp_path / "vectors.safetensors"
+    rows = torch.randn(3, 8)
+    save_file({"melbo": rows}, str(path))
+    assert torch.equal(load_vector_set(str(path), "melbo"), rows)
+    with pytest.raises(ActspaceError, match="has no set 'ortho'"):
+        load_vector_set(str(path), "ortho")
+    with pytest.raises(ActspaceError, match="does not exist"):
+        load_vector_set(str(tmp_path / "missing.safetensors"), "melbo")
+
+
+def test_ortho_drops_vectors_that_turn_nan():
+    d = 6
+    theta0 = torch.ones(d)
+
+    def loss(thetas):  # NaN for every vector of the first block, finite afterwards
+        scale = torch.full((len(thetas),), float("nan") if loss.calls == 0 else 1.0)
+        loss.calls += 1 if len(thetas) == 2 and loss.calls == 0 else 0
+        return thetas.norm(dim=-1) * scale
+
+    loss.calls = 0
+    result = learn_ortho(loss, theta0, 4, 1, 0.01, 2, 0.0, 5, seed=0, progress=False)
+    assert not result.kept[:2].any() and result.kept[2:].all()
+    assert max_abs_cosine(torch.cat([theta0[None], result.vectors[2:]]).double()) < 1e-6

@@ -25,3 +25,12 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def finish(
+    fig: plt.Figure, ax: plt.Axes, path: str | os.PathLike, legend_size: int = 7, **labels: str
+) -> None:
+    """Label ``ax`` (``xlabel``, ``ylabel``, ``title``), add its legend and save the figure."""
+    ax.set(**labels)
+    ax.legend(fontsize=legend_size)
+    save_figure(fig, path)

@@ -5,29 +5,10 @@ wildcard_constraints:
     run=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
-def steering_corpus(wildcards):
-    """The tokenised prompts of a steering run."""
-    return expand(
-        rules.tokenize_corpus.output[0],
-        model=wildcards.model,
-        corpus=steering_runs.run_corpus(config, wildcards.run),
-    )[0]
-
-
-def steering_settings(part):
-    """Params function: one part of a run's settings (a change reruns only its jobs)."""
-    return lambda wildcards: steering_runs.run_settings(config, wildcards.run, part)
-
-
-def per_steering_run(pattern):
-    """``pattern`` for every configured steering run."""
-    return [expand(pattern, **target)[0] for target in steering_runs.run_targets(config)]
-
-
 rule learn_melbo:
     input:
         model=rules.materialise_model.output[0],
-        corpus=steering_corpus,
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
     output:
         directory("results/steering/{model}/{run}/melbo.zarr"),
     log:
@@ -39,7 +20,7 @@ rule learn_melbo:
         mem_mb=model_mem_mb,
         gpu=GPUS,
     params:
-        settings=steering_settings("melbo"),
+        settings=lambda w: steering_runs.run_settings(config, w.run, "melbo"),
         device=DEVICE,
         code=code_hash("actspace.methods.steering.job"),
     script:
@@ -49,7 +30,7 @@ rule learn_melbo:
 rule steering_radius_sweep:
     input:
         model=rules.materialise_model.output[0],
-        corpus=steering_corpus,
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
     output:
         "results/steering/{model}/{run}/radius_sweep.csv",
     log:
@@ -61,8 +42,8 @@ rule steering_radius_sweep:
         mem_mb=model_mem_mb,
         gpu=GPUS,
     params:
-        melbo=steering_settings("melbo"),
-        sweep=steering_settings("sweep"),
+        melbo=lambda w: steering_runs.run_settings(config, w.run, "melbo"),
+        sweep=lambda w: steering_runs.run_settings(config, w.run, "sweep"),
         device=DEVICE,
         code=code_hash("actspace.methods.steering.job"),
     script:
@@ -72,8 +53,9 @@ rule steering_radius_sweep:
 rule learn_orthogonal_vectors:
     input:
         model=rules.materialise_model.output[0],
-        corpus=steering_corpus,
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
         melbo=rules.learn_melbo.output[0],
+        base_file=lambda w: steering_runs.base_file(config, w.run),
     output:
         directory("results/steering/{model}/{run}/vectors.zarr"),
     log:
@@ -85,7 +67,7 @@ rule learn_orthogonal_vectors:
         mem_mb=model_mem_mb,
         gpu=GPUS,
     params:
-        settings=steering_settings("ortho"),
+        settings=lambda w: steering_runs.run_settings(config, w.run, "ortho"),
         device=DEVICE,
         code=code_hash("actspace.methods.steering.job"),
     script:
@@ -95,7 +77,7 @@ rule learn_orthogonal_vectors:
 rule steering_generations:
     input:
         model=rules.materialise_model.output[0],
-        corpus=steering_corpus,
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
         melbo=rules.learn_melbo.output[0],
         vectors=rules.learn_orthogonal_vectors.output[0],
     output:
@@ -110,7 +92,7 @@ rule steering_generations:
         mem_mb=model_mem_mb,
         gpu=GPUS,
     params:
-        settings=steering_settings("generate"),
+        settings=lambda w: steering_runs.run_settings(config, w.run, "generate"),
         device=DEVICE,
         code=code_hash("actspace.methods.steering.job"),
     script:
@@ -163,10 +145,10 @@ rule steering_figures:
 
 rule steering_summary:
     input:
-        melbo=per_steering_run(rules.learn_melbo.output[0]),
-        vectors=per_steering_run(rules.learn_orthogonal_vectors.output[0]),
-        generations=per_steering_run(rules.steering_generations.output.jsonl),
-        sweeps=per_steering_run(rules.steering_radius_sweep.output[0]),
+        melbo=steering_runs.per_run(config, rules.learn_melbo.output[0]),
+        vectors=steering_runs.per_run(config, rules.learn_orthogonal_vectors.output[0]),
+        generations=steering_runs.per_run(config, rules.steering_generations.output.jsonl),
+        sweeps=steering_runs.per_run(config, rules.steering_radius_sweep.output[0]),
         published=PUBLISHED,
     output:
         "results/summary/steering.json",
@@ -186,7 +168,7 @@ rule steering_summary:
 
 rule steering:
     input:
-        per_steering_run(list(rules.steering_figures.output)),
-        per_steering_run(list(rules.steering_generations.output)),
-        per_steering_run(rules.export_steering_vectors.output[0]),
+        steering_runs.per_run(config, list(rules.steering_figures.output)),
+        steering_runs.per_run(config, list(rules.steering_generations.output)),
+        steering_runs.per_run(config, rules.export_steering_vectors.output[0]),
         rules.steering_summary.output,

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from actspace.methods.steering.math import moving_average
-from actspace.plotting import plt, save_figure
+from actspace.plotting import finish, plt, save_figure
 from actspace.store import open_store, read_csv
 
 WINDOW = 50  # the reference's moving-average width
@@ -65,13 +65,14 @@ def norms_figure(ortho, out: str | os.PathLike) -> None:
         x, y = _smooth(norms)
         ax.plot(x, y, color="C0", label="moving average")
     ax.axhline(ortho.attrs["base_norm"], color="black", ls="--", lw=0.8, label="|theta_0|")
-    ax.set(
+    finish(
+        fig,
+        ax,
+        out,
         xlabel="orthogonal vector i",
         ylabel="|theta_i|",
         title=f"MELBO-ortho norms, {_title(ortho.attrs)}",
     )
-    ax.legend(fontsize=7)
-    save_figure(fig, out)
 
 
 def combinations_figure(ortho, out: str | os.PathLike) -> None:
@@ -84,13 +85,14 @@ def combinations_figure(ortho, out: str | os.PathLike) -> None:
     if len(control):
         ax.axhline(np.median(control), color="grey", ls="--", label="random control, median")
     ax.set_xscale("log")
-    ax.set(
+    finish(
+        fig,
+        ax,
+        out,
         xlabel="n (first n orthogonal vectors)",
         ylabel="KL(P_comb || P_0) at the last token (nats)",
         title=f"Combinations of orthogonal vectors, {_title(ortho.attrs)}",
     )
-    ax.legend(fontsize=7)
-    save_figure(fig, out)
 
 
 def melbo_figure(melbo, sweep_csv: str | os.PathLike, out: str | os.PathLike) -> None:

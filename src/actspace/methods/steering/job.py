@@ -39,7 +39,10 @@ from actspace.data.generation import pad_token_id
 from actspace.errors import ActspaceError
 from actspace.methods.steering.math import (
     OrthonormalBasis,
+    DIVERSITY_PREFIX,
     combinations,
+    distinct,
+    first_divergence,
     kl_divergences,
     masked_mean,
     max_abs_cosine,
@@ -102,6 +105,8 @@ class OrthoSettings(SectionSettings):
     """``config.steering.ortho``."""
 
     base: int
+    base_file: str | None
+    base_set: str
     n_max: int
     steps: int
     lr: float
@@ -110,6 +115,7 @@ class OrthoSettings(SectionSettings):
     collapse_blocks: int
     seed: int
     combination_ns: list[int]
+    OPTIONAL = ("base_file",)
 
 
 @dataclass(frozen=True)
@@ -239,17 +245,27 @@ def melbo_job(
     )
 
 
-def distinct(completions: Sequence[Sequence[int]]) -> int:
-    """Number of distinct completions (token sequences)."""
-    return len({tuple(c) for c in completions})
+def batched_greedy(
+    adapter: ModelAdapter, prompt: Sequence[int], vectors: torch.Tensor, source: int, n_new: int
+) -> list[list[int]]:
+    """Greedy completions of one prompt under each vector, :data:`EVAL_BLOCK` vectors per
+    batch (equal to one-at-a-time generation up to floating-point near-ties)."""
+    return [
+        completion
+        for i in range(0, len(vectors), EVAL_BLOCK)
+        for completion in generate_steered(
+            adapter, prompt, vectors[i : i + EVAL_BLOCK], source, n_new
+        )
+    ]
 
 
 def radius_sweep_job(
     model_dir: str, corpus_store: str, out: str, device: str, melbo: dict, sweep: dict
 ) -> None:
     """For each R of the grid: a few MELBO vectors and as many random ones of norm R, their
-    objectives and how many distinct greedy completions each set gives per prompt (the
-    diversity the choice of R trades against coherence, read from the completions)."""
+    objectives, how many distinct greedy completions each set gives per prompt (whole, and
+    their first :data:`DIVERSITY_PREFIX` tokens) and where they leave the unsteered
+    completion (mean first differing token)."""
     cfg, grid = MelboSettings.from_config(melbo), SweepSettings.from_config(sweep)
     adapter = frozen_model(model_dir, device)
     docs, _ = read_prompts(corpus_store)
@@ -272,17 +288,20 @@ def radius_sweep_job(
             "objective_learned_mean": float(learned.objective.mean()),
             "objective_random_max": float(random_objective.max()),
         }
+        unsteered = [generate_steered(adapter, doc, None, source, grid.tokens)[0] for doc in docs]
         for name, vectors in (("learned", learned.vectors), ("random", random)):
-            counts = [
-                distinct(
-                    [
-                        generate_steered(adapter, doc, v[None], source, grid.tokens)[0]
-                        for v in vectors
-                    ]
-                )
-                for doc in docs
+            completions = [
+                batched_greedy(adapter, doc, vectors, source, grid.tokens) for doc in docs
             ]
-            row[f"distinct_{name}"] = float(np.mean(counts))
+            row[f"distinct_{name}"] = float(np.mean([distinct(c) for c in completions]))
+            row[f"distinct_prefix_{name}"] = float(
+                np.mean([distinct(c, DIVERSITY_PREFIX) for c in completions])
+            )
+            row[f"divergence_{name}"] = float(
+                np.mean(
+                    [first_divergence(c, u) for cs, u in zip(completions, unsteered) for c in cs]
+                )
+            )
         row["n_vectors"] = grid.n_vectors
         rows.append(row)
         log.info("radius sweep: %s", row)
@@ -326,6 +345,18 @@ def kl_to_base(
     return torch.cat(forward).numpy(), torch.cat(backward).numpy()
 
 
+def load_vector_set(path: str, name: str) -> torch.Tensor:
+    """One set of vectors (rows) from a safetensors file, e.g. another run's export."""
+    from safetensors import safe_open
+
+    if not Path(path).is_file():
+        raise ActspaceError(f"steering.ortho.base_file {path} does not exist")
+    with safe_open(path, framework="pt") as handle:
+        if name not in handle.keys():
+            raise ActspaceError(f"{path} has no set {name!r}; sets: {sorted(handle.keys())}")
+        return handle.get_tensor(name).float()
+
+
 def ortho_job(
     model_dir: str, corpus_store: str, melbo_store: str, out: str, device: str, settings: dict
 ) -> None:
@@ -333,10 +364,14 @@ def ortho_job(
     cfg = OrthoSettings.from_config(settings)
     melbo = open_store(melbo_store, ["vectors"])
     source, target = int(melbo.attrs["source_block"]), int(melbo.attrs["target_block"])
-    vectors = torch.as_tensor(melbo["vectors"][:])
-    if not 0 <= cfg.base < len(vectors):
+    if cfg.base_file:
+        vectors, origin = load_vector_set(cfg.base_file, cfg.base_set), cfg.base_file
+    else:
+        vectors, origin = torch.as_tensor(melbo["vectors"][:]), melbo_store
+    if not 0 <= cfg.base < len(vectors) or vectors.shape[1] != int(melbo.attrs["d_model"]):
         raise ActspaceError(
-            f"steering.ortho.base {cfg.base} is not one of the run's {len(vectors)} MELBO vectors"
+            f"steering.ortho.base {cfg.base}: {origin} holds {len(vectors)} vectors of size "
+            f"{vectors.shape[1]}; need a row of size d_model = {melbo.attrs['d_model']}"
         )
     theta0 = vectors[cfg.base]
     adapter = frozen_model(model_dir, device)
@@ -369,7 +404,8 @@ def ortho_job(
     with torch.no_grad():
         base_logp = steered_last_logprobs(adapter, prompts, theta0[None], source)[0]
     controls = controls_for(found, theta0, cfg.seed + 1)
-    rescaled = to_sphere(found, float(theta0.norm())) if len(found) else found
+    norms = found.norm(dim=1, keepdim=True)
+    rescaled = torch.where(norms > 0, found * float(theta0.norm()) / norms.clamp_min(1e-30), found)
     kl = {
         "": kl_to_base(adapter, prompts, found, base_logp, source),
         "control_": kl_to_base(adapter, prompts, controls, base_logp, source),
@@ -387,6 +423,9 @@ def ortho_job(
         run=melbo.attrs["run"],
         settings=settings,
         base_index=cfg.base,
+        base_source=(
+            f"{cfg.base_file}:{cfg.base_set}" if cfg.base_file else "this run's MELBO vectors"
+        ),
         base_norm=float(theta0.norm()),
         stopped=result.stopped,
         n_vectors=len(found),
@@ -428,10 +467,7 @@ def generation_plan(
     plan: list[tuple[dict[str, Any], torch.Tensor | None, bool]] = [
         ({"set": "unsteered", "index": None}, None, True)
     ]
-    for name in ("vectors", "random_vectors"):
-        label = "melbo" if name == "vectors" else "melbo_random"
-        for i, v in enumerate(melbo[name][:]):
-            plan.append(({"set": label, "index": i}, torch.as_tensor(v), False))
+    # the MELBO and random sets are generated batched (``batched_sets``), the rest one by one
     plan.append(({"set": "ortho_base", "index": 0}, torch.as_tensor(ortho["base_vector"][:]), True))
     kept = ortho["kept"][:]
     vectors, controls = ortho["vectors"][:][kept], ortho["control_vectors"][:][kept]
@@ -465,7 +501,8 @@ def generations_job(
 ) -> None:
     """Greedy (and, for the base, the orthogonal vectors and their combinations, sampled)
     completions of every prompt under every vector of the plan, one vector at a time so that
-    ``actspace steer`` reproduces each record exactly."""
+    ``actspace steer`` reproduces each record exactly; the MELBO and random sets (the
+    diversity count) greedy and batched, reproduced up to floating-point near-ties."""
     cfg = GenerationSettings.from_config(settings)
     melbo = open_store(melbo_store, ["vectors", "random_vectors"])
     ortho = open_store(ortho_store, ["base_vector", "vectors", "kept", "control_vectors"])
@@ -474,10 +511,30 @@ def generations_job(
     tokenizer = adapter.tokenizer
     docs, texts = read_prompts(corpus_store)
     plan = generation_plan(melbo, ortho, cfg)
+    batched_sets = {"melbo": melbo["vectors"][:], "melbo_random": melbo["random_vectors"][:]}
     records = []
     total = len(docs) * sum(2 if sampled else 1 for *_, sampled in plan)
     bar = tqdm(total=total, desc="steered generations", unit="text", mininterval=5)
     for p, doc in enumerate(docs):
+        prompt = texts[p] if texts else tokenizer.decode(doc)
+        for name, vectors in batched_sets.items():
+            thetas = torch.as_tensor(vectors).float()
+            for i, new in enumerate(batched_greedy(adapter, doc, thetas, source, cfg.tokens)):
+                records.append(
+                    {
+                        "prompt_index": p,
+                        "prompt": prompt,
+                        "set": name,
+                        "index": i,
+                        "norm": float(thetas[i].norm()),
+                        "mode": "greedy",
+                        "batched": True,
+                        "seed": None,
+                        "tokens": cfg.tokens,
+                        "completion": tokenizer.decode(new),
+                        "completion_ids": list(new),
+                    }
+                )
         for fields, vector, sampled in plan:
             modes = [("greedy", None)] + ([("sampled", cfg.sample_seed)] if sampled else [])
             for mode, seed in modes:
@@ -486,13 +543,15 @@ def generations_job(
                 records.append(
                     {
                         "prompt_index": p,
-                        "prompt": texts[p] if texts else tokenizer.decode(doc),
+                        "prompt": prompt,
                         **fields,
                         "norm": None if vector is None else float(vector.norm()),
                         "mode": mode,
+                        "batched": False,
                         "seed": seed,
                         "tokens": cfg.tokens,
                         "completion": tokenizer.decode(new),
+                        "completion_ids": list(new),
                     }
                 )
                 bar.update()

@@ -13,10 +13,12 @@ the stored vectors kept in float64 (:class:`OrthonormalBasis`), not a running Gr
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 NORMS = ("per_token", "per_unit")
+DIVERSITY_PREFIX = 8  # tokens of the prefix-diversity count (late near-tie flips left out)
 
 
 class OrthonormalBasis:
@@ -175,3 +177,17 @@ def moving_average(values: torch.Tensor, width: int) -> torch.Tensor:
         return values.new_zeros(0)
     kernel = torch.ones(1, 1, width, dtype=values.dtype) / width
     return torch.nn.functional.conv1d(values.reshape(1, 1, -1), kernel).reshape(-1)
+
+
+def distinct(completions: Sequence[Sequence[int]], prefix: int | None = None) -> int:
+    """Number of different completions (token sequences), or of their first ``prefix`` tokens."""
+    return len({tuple(c[:prefix]) for c in completions})
+
+
+def first_divergence(completion: Sequence[int], reference: Sequence[int]) -> int:
+    """Position of the first token where ``completion`` leaves ``reference`` (the unsteered
+    completion); the shorter length when one is a prefix of the other."""
+    for position, (a, b) in enumerate(zip(completion, reference)):
+        if a != b:
+            return position
+    return min(len(completion), len(reference))

@@ -30,6 +30,30 @@ def run_corpus(config: Mapping[str, Any], run: str) -> str:
     return runs(config)[run]["corpus"]
 
 
+def base_file(config: Mapping[str, Any], run: str) -> list[str]:
+    """Input function: the file theta_0 comes from, when the run names one."""
+    path = run_settings(config, run, "ortho").get("base_file")
+    return [path] if path else []
+
+
+def fill(pattern: str, **wildcards: str) -> str:
+    """``pattern`` with its ``{name}`` wildcards replaced (Snakemake's expand for one value)."""
+    for name, value in wildcards.items():
+        pattern = pattern.replace("{" + name + "}", value)
+    return pattern
+
+
+def corpus_input(config: Mapping[str, Any], wildcards: Any, pattern: str) -> str:
+    """Input function: the tokenised prompts of a run (``pattern``: the corpus store's)."""
+    return fill(pattern, model=wildcards.model, corpus=run_corpus(config, wildcards.run))
+
+
+def per_run(config: Mapping[str, Any], pattern: str | list[str]) -> list[str]:
+    """``pattern`` (or each of a list) for every configured run."""
+    patterns = [pattern] if isinstance(pattern, str) else pattern
+    return [fill(p, **target) for target in run_targets(config) for p in patterns]
+
+
 def check_config(config: Mapping[str, Any]) -> None:
     """Every run names a defined model and a defined corpus of type ``prompts``."""
     for name, spec in runs(config).items():

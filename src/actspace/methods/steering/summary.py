@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from actspace.methods.steering.math import DIVERSITY_PREFIX, distinct, first_divergence
 from actspace.reporting.rows import method_summary, published_values, row
 from actspace.store import open_store, read_csv
 
@@ -26,16 +27,30 @@ NOTES = [
 ]
 
 
-def distinct_counts(generations: str | os.PathLike) -> dict[str, float]:
-    """Mean over prompts of the distinct greedy completions of the MELBO and random sets."""
+def diversity(generations: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Per set (MELBO, random): mean over prompts of the distinct greedy completions, of
+    their distinct first ``DIVERSITY_PREFIX`` tokens, and the mean position where a
+    completion leaves the unsteered one."""
     records = [json.loads(line) for line in Path(generations).read_text().splitlines() if line]
+    greedy = [r for r in records if r["mode"] == "greedy"]
+    unsteered = {r["prompt_index"]: r["completion_ids"] for r in greedy if r["set"] == "unsteered"}
     out = {}
     for name in ("melbo", "melbo_random"):
-        per_prompt: dict[int, set[str]] = {}
-        for r in records:
-            if r["set"] == name and r["mode"] == "greedy":
-                per_prompt.setdefault(r["prompt_index"], set()).add(r["completion"])
-        out[name] = float(np.mean([len(v) for v in per_prompt.values()])) if per_prompt else 0.0
+        per_prompt: dict[int, list[list[int]]] = {}
+        for r in greedy:
+            if r["set"] == name:
+                per_prompt.setdefault(r["prompt_index"], []).append(r["completion_ids"])
+        out[name] = {
+            "distinct": float(np.mean([distinct(c) for c in per_prompt.values()])),
+            "distinct_prefix": float(
+                np.mean([distinct(c, DIVERSITY_PREFIX) for c in per_prompt.values()])
+            ),
+            "divergence": float(
+                np.mean(
+                    [first_divergence(c, unsteered[p]) for p, cs in per_prompt.items() for c in cs]
+                )
+            ),
+        }
     return out
 
 
@@ -61,7 +76,7 @@ def steering_summary(
             f"{a['target_block']}, R = {s['radius']}, p = {s['p']}, {s['steps']} steps"
         )
         n = melbo["objective"].shape[0]
-        counts = distinct_counts(gen_path)
+        div = diversity(gen_path)
         learned, random = melbo["objective"][:], melbo["random_objective"][:]
         kept = ortho["kept"][:]
         norms = ortho["norms"][:][kept]
@@ -73,17 +88,30 @@ def steering_summary(
         rows += [
             row(
                 "distinct greedy completions, MELBO vectors",
-                f"{counts['melbo']:.1f} of {n}",
+                f"{div['melbo']['distinct']:.1f} of {n}",
                 model,
                 setting,
                 reference=ref["distinct_learned"],
             ),
             row(
                 "distinct greedy completions, random vectors of norm R",
-                f"{counts['melbo_random']:.1f} of {n}",
+                f"{div['melbo_random']['distinct']:.1f} of {n}",
                 model,
                 setting,
                 reference=ref["distinct_random"],
+            ),
+            row(
+                f"distinct first {DIVERSITY_PREFIX} tokens, MELBO / random vectors",
+                f"{div['melbo']['distinct_prefix']:.1f} / {div['melbo_random']['distinct_prefix']:.1f} of {n}",
+                model,
+                setting,
+            ),
+            row(
+                "first token differing from the unsteered completion, MELBO / random (mean)",
+                f"{div['melbo']['divergence']:.1f} / {div['melbo_random']['divergence']:.1f}",
+                model,
+                setting,
+                "tokens",
             ),
             row(
                 "objective, weakest MELBO vector / strongest random vector",
