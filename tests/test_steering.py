@@ -163,11 +163,42 @@ def test_melbo_matches_the_reference_loop_and_is_hard_orthogonal(tiny, prompts):
     assert max_abs_cosine(ours.vectors) < 1e-6
     again = learn_melbo(objective, 32, 4, 2.0, 25, 0.01, block=1, seed=5, progress=False)
     assert torch.equal(ours.vectors, again.vectors)  # same seed, same vectors
-    blocked = learn_melbo(objective, 32, 6, 2.0, 10, 0.01, block=3, seed=5, progress=False)
-    assert blocked.vectors.shape == (6, 32) and blocked.history.shape == (6, 10)
+    blocked = learn_melbo(objective, 32, 6, 2.0, 40, 0.01, block=3, seed=5, progress=False)
+    assert blocked.vectors.shape == (6, 32) and blocked.history.shape == (6, 40)
     assert max_abs_cosine(blocked.vectors) < 1e-6
+    assert torch.allclose(blocked.vectors.norm(dim=1), torch.full((6,), 2.0), atol=1e-5)
     # the objective climbs: every learned vector beats its own start
     assert (ours.history[:, -1] > ours.history[:, 0]).all()
+
+
+def test_a_block_learned_together_leaves_no_vector_below_its_start():
+    """One dominant direction u: projecting a block's vectors sequentially (vector i off the
+    moving vectors before it) pushes the last vector out of what it climbed, to 0 (checked
+    here with that variant); the symmetric orthonormalisation leaves every vector above its
+    start."""
+    import actspace.methods.steering.train as train
+    from actspace.methods.steering.math import to_sphere
+
+    generator = torch.Generator().manual_seed(0)
+    u, v = torch.linalg.qr(torch.randn(16, 2, generator=generator))[0].T
+
+    def objective(theta):
+        return (theta @ u) ** 2 + 0.3 * (theta @ v) ** 2
+
+    result = learn_melbo(objective, 16, 3, 1.0, 200, 0.02, block=3, seed=1, progress=False)
+    assert (result.objective > result.history[:, 0]).all()
+    assert abs(result.objective.sum() - 1.3) < 0.3  # the block holds u and v between them
+    sequential = pytest.MonkeyPatch()
+    sequential.setattr(
+        train,
+        "symmetric_orthonormal",
+        lambda theta, basis: to_sphere(orthogonalise_block(theta, basis), 1.0),
+    )
+    try:
+        greedy = learn_melbo(objective, 16, 3, 1.0, 200, 0.02, block=3, seed=1, progress=False)
+    finally:
+        sequential.undo()
+    assert greedy.objective[-1] < greedy.history[-1, 0]
 
 
 def test_ortho_stays_orthogonal_over_the_whole_complement():
@@ -215,6 +246,23 @@ def test_ortho_stops_when_norms_collapse():
     result = learn_ortho(loss, theta0, 11, 200, 0.1, 2, 0.1, 2, seed=0, progress=False)
     assert not result.kept.any()
     assert len(result.vectors) == 4 and "collapsed" in result.stopped
+
+
+def test_symmetric_orthonormal_rows_in_the_complement():
+    from actspace.methods.steering.math import symmetric_orthonormal
+
+    basis = OrthonormalBasis(6)
+    basis.add(torch.tensor([1.0, 0, 0, 0, 0, 0]))
+    block = torch.randn(3, 6, dtype=torch.float64)
+    out = symmetric_orthonormal(block, basis)
+    assert torch.allclose(out @ out.T, torch.eye(3, dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(out[:, 0], torch.zeros(3, dtype=torch.float64), atol=1e-12)
+    # symmetric: permuting the rows permutes the result
+    assert torch.allclose(symmetric_orthonormal(block.flip(0), basis), out.flip(0), atol=1e-10)
+    one = symmetric_orthonormal(block[:1], basis)
+    expected = block[:1].clone()
+    expected[0, 0] = 0
+    assert torch.allclose(one, expected / expected.norm(), atol=1e-12)
 
 
 def test_orthogonalise_block_sequential_constraint():

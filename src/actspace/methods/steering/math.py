@@ -73,6 +73,34 @@ def orthogonalise_block(block: torch.Tensor, basis: OrthonormalBasis) -> torch.T
     return torch.stack(rows)
 
 
+def symmetric_orthonormal(block: torch.Tensor, basis: OrthonormalBasis) -> torch.Tensor:
+    """Orthonormal rows closest to ``block`` (m, d) in the complement of ``basis``: the polar
+    factor U V^T of the projected block (Loewdin's symmetric orthogonalisation).
+
+    No row is preferred, unlike :func:`orthogonalise_block`: when a block of MELBO vectors is
+    learned together, a later vector is not pushed out of a direction an earlier one moves
+    into (with sequential projection later vectors climbed, then lost what they had climbed).
+    For one row it is the row normalised.
+    """
+    projected = basis.project_off(basis.project_off(block.to(torch.float64)))
+    U, _, Vh = torch.linalg.svd(projected, full_matrices=False)
+    return (U @ Vh).to(block.dtype)
+
+
+def symmetric_orthogonal(block: torch.Tensor, basis: OrthonormalBasis) -> torch.Tensor:
+    """:func:`symmetric_orthonormal` with each row keeping the norm of its projection off
+    ``basis`` (MELBO-ortho has no norm constraint); non-finite rows are left as they are
+    (dropped later, as the reference drops NaN vectors). For one row it is the row projected
+    off ``basis``, the reference's step."""
+    out = block.clone()
+    finite = torch.isfinite(block).all(1)
+    if finite.any():
+        rows = block[finite]
+        norms = basis.project_off(rows.to(torch.float64)).norm(dim=1, keepdim=True)
+        out[finite] = (symmetric_orthonormal(rows, basis).to(torch.float64) * norms).to(block.dtype)
+    return out
+
+
 def tangent(grad: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
     """Rows of ``grad`` projected onto the tangent spaces of the spheres through the rows of
     ``theta``: g - (g.theta) theta / |theta|^2 (MELBO's step on the sphere of radius R)."""

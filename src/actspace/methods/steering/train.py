@@ -2,10 +2,9 @@
 
 Both take the model as a function (``thetas (m, d) -> activations``) so the loops run on any
 differentiable map, a tiny random model in the tests or SmolLM2 in the pipeline. Vectors are
-learned in blocks of ``block`` vectors optimised together: vector i of a block stays
-orthogonal to every stored vector and to the block's earlier vectors after every step, the
-constraint of the one-at-a-time reference (``block = 1`` is exactly the reference's loop);
-a block costs one batched forward pass per step instead of ``block`` passes.
+learned in blocks of ``block`` vectors optimised together, one batched forward pass per step
+instead of ``block`` passes; every vector stays orthogonal to every stored vector and to the
+rest of its block after every step, and ``block = 1`` is exactly the reference's loop.
 """
 
 from __future__ import annotations
@@ -22,6 +21,8 @@ from actspace.errors import ActspaceError
 from actspace.methods.steering.math import (
     OrthonormalBasis,
     orthogonalise_block,
+    symmetric_orthogonal,
+    symmetric_orthonormal,
     tangent,
     to_sphere,
 )
@@ -70,8 +71,10 @@ def learn_melbo(
 
     Each step, as the reference code: the gradient of the negated objective is projected off
     the stored vectors and onto the sphere's tangent, AdamW (betas 0.9/0.98, no weight decay,
-    amsgrad) steps, then theta is projected off the stored (and the block's earlier) vectors
-    and rescaled to ``radius``.
+    amsgrad) steps, then theta is projected off the stored vectors and rescaled to
+    ``radius``; the vectors of one block are made orthonormal symmetrically
+    (:func:`~actspace.methods.steering.math.symmetric_orthonormal`: the block maximises the
+    sum of its objectives on the set of orthogonal vectors; ``block = 1`` is the reference).
     """
     generator = torch.Generator().manual_seed(seed)
     basis = OrthonormalBasis(d)
@@ -96,7 +99,7 @@ def learn_melbo(
                 theta.grad.copy_(tangent(basis.project_off(theta.grad), theta))
             optimiser.step()
             with torch.no_grad():
-                theta.copy_(to_sphere(orthogonalise_block(theta, basis), radius))
+                theta.copy_(radius * symmetric_orthonormal(theta, basis))
             curve[:, step] = values.detach().numpy()
             bar.update(m)
         with torch.no_grad():
@@ -136,7 +139,8 @@ def learn_ortho(
 ) -> OrthoResult:
     """Vectors orthogonal to ``theta0`` and to each other, each minimising ``loss_fn``
     (MELBO-ortho, Goldman-Wetzler 2024): Adam (lr ``lr``), no norm constraint, theta projected
-    off theta_0 and the earlier vectors after every step.
+    off theta_0 and the earlier vectors after every step (a block's vectors made orthogonal
+    to each other symmetrically, keeping their norms; ``block = 1`` is the reference).
 
     Starts from a random direction with theta_0's norm orthogonal to the set (the reference
     leaves the start to the caller). Stops at ``n_max`` vectors, at d - 1 (the whole orthogonal
@@ -167,7 +171,7 @@ def learn_ortho(
             values.sum().backward()
             optimiser.step()
             with torch.no_grad():
-                theta.copy_(orthogonalise_block(theta, basis))
+                theta.copy_(symmetric_orthogonal(theta, basis))
             curve[:, step] = values.detach().numpy()
             bar.update(m)
         result = theta.detach().clone()
