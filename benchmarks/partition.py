@@ -31,7 +31,7 @@ import torch
 
 from actspace.methods.partition import math as pm
 from actspace.methods.partition.train import orthogonal_rotation
-from actspace.provenance import machine
+from machine import machine
 
 
 def best_of(fn, repeats: int) -> float:

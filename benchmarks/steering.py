@@ -34,7 +34,7 @@ from actspace.methods.steering.math import (
     to_sphere,
 )
 from actspace.methods.steering.passes import add_vectors, resid_post, steered_target
-from actspace.provenance import machine
+from machine import machine
 
 
 def per_step(fn, steps: int) -> float:

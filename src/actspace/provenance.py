@@ -39,21 +39,6 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def machine() -> dict[str, object]:
-    """The machine a measurement ran on: cores, torch threads, torch and Python versions
-    (recorded with every benchmark)."""
-    import os
-
-    import torch
-
-    return {
-        "cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-    }
-
-
 def utc_now() -> str:
     """Creation time stamp, ISO 8601 in UTC."""
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
