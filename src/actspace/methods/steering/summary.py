@@ -145,14 +145,16 @@ def steering_summary(
             ),
         ]
         sweep = read_csv(sweep_path)
-        best = max(sweep, key=lambda r: r["distinct_learned"] - r["distinct_random"])
+        beating = [
+            r["radius"] for r in sweep if r["objective_learned_min"] > r["objective_random_max"]
+        ]
         rows.append(
             row(
-                "radius sweep: R with the most distinct learned over random completions",
-                f"R = {best['radius']} ({best['distinct_learned']:.1f} vs "
-                f"{best['distinct_random']:.1f} of {best['n_vectors']})",
+                "radius sweep: largest R at which every learned objective beats every random one",
+                f"R = {max(beating)}" if beating else "none",
                 model,
-                f"run {a['run']}, R in {[r['radius'] for r in sweep]}",
+                f"run {a['run']}, R in {[r['radius'] for r in sweep]}, "
+                f"{sweep[0]['n_vectors']} vectors per R (the run uses R = {s['radius']})",
             )
         )
     return method_summary("steering", "Orthogonal MELBO steering", rows, NOTES)
