@@ -118,6 +118,7 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
                 "prompts": ["the cat sat on a mat", "a big dog ran", "one two three"],
             },
             "tiny-generated": {"type": "generated", "n_texts": 3, "n_tokens": 5, "seed": 1},
+            "tiny-requests": {"type": "prompts", "prompts": ["the big cat", "a small dog ran"]},
             "tiny-continued": {
                 "type": "prompts",
                 "prompts": ["the cat sat", "a big dog"],
@@ -174,7 +175,7 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "circuit_streams": 8,
         },
         "steering": {
-            "runs": {"tiny-run": {"model": "tiny", "corpus": "tiny-prompts"}},
+            "runs": {"tiny-run": {"model": "tiny", "corpus": "tiny-requests"}},
             "melbo": {"source_block": 0, "target_block": 1, "n_vectors": 3, "steps": 4, "block": 2},
             "ortho": {"n_max": 5, "steps": 4, "block": 2, "combination_ns": [1, 2]},
             "sweep": {"radii": [1, 2], "n_vectors": 2, "steps": 2, "tokens": 3},

@@ -204,6 +204,27 @@ def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
     )
 
 
+def test_changing_a_steering_part_reruns_only_its_jobs(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["steering"]["generate"]["tokens"] = 5
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    assert planned == {"steering_generations": 1, "steering_summary": 1} | REPORT_JOBS
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["steering"]["ortho"]["steps"] = 5
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    assert (
+        planned
+        == {
+            "learn_orthogonal_vectors": 1,
+            "steering_generations": 1,
+            "export_steering_vectors": 1,
+            "steering_figures": 1,
+            "steering_summary": 1,
+        }
+        | REPORT_JOBS
+    )
+
+
 def test_toy_outputs_of_the_tiny_run(tiny_workflow):
     toys = tiny_workflow / "results/toys"
     rows = (toys / "tiny-copy/metrics.csv").read_text().splitlines()
