@@ -461,13 +461,14 @@ def rescale(vector: torch.Tensor, norm: float) -> torch.Tensor:
 
 
 def generation_plan(
-    melbo: Any, ortho: Any, cfg: GenerationSettings
+    ortho: Any, cfg: GenerationSettings
 ) -> list[tuple[dict[str, Any], torch.Tensor | None, bool]]:
-    """(record fields, vector, also sampled) of every generation the job writes."""
+    """(record fields, vector, also sampled) of every one-vector-at-a-time generation: the
+    unsteered text, theta_0, the selected orthogonal vectors with their controls, the
+    combinations (the MELBO and random sets are generated batched by the job)."""
     plan: list[tuple[dict[str, Any], torch.Tensor | None, bool]] = [
         ({"set": "unsteered", "index": None}, None, True)
     ]
-    # the MELBO and random sets are generated batched (``batched_sets``), the rest one by one
     plan.append(({"set": "ortho_base", "index": 0}, torch.as_tensor(ortho["base_vector"][:]), True))
     kept = ortho["kept"][:]
     vectors, controls = ortho["vectors"][:][kept], ortho["control_vectors"][:][kept]
@@ -510,7 +511,7 @@ def generations_job(
     adapter = frozen_model(model_dir, device)
     tokenizer = adapter.tokenizer
     docs, texts = read_prompts(corpus_store)
-    plan = generation_plan(melbo, ortho, cfg)
+    plan = generation_plan(ortho, cfg)
     batched_sets = {"melbo": melbo["vectors"][:], "melbo_random": melbo["random_vectors"][:]}
     records = []
     total = len(docs) * sum(2 if sampled else 1 for *_, sampled in plan)
