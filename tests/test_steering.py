@@ -325,16 +325,16 @@ def test_a_base_vector_file_is_read_and_checked(tmp_path):
     from safetensors.torch import save_file
 
     from actspace.errors import ActspaceError
-    from actspace.methods.steering.job import load_vector_set
+    from actspace.methods.steering.job import read_vector_set
 
     path = tmp_path / "vectors.safetensors"
     rows = torch.randn(3, 8)
     save_file({"melbo": rows}, str(path))
-    assert torch.equal(load_vector_set(str(path), "melbo"), rows)
+    assert torch.equal(read_vector_set(str(path), "melbo")[0], rows)
     with pytest.raises(ActspaceError, match="has no set 'ortho'"):
-        load_vector_set(str(path), "ortho")
+        read_vector_set(str(path), "ortho")
     with pytest.raises(ActspaceError, match="does not exist"):
-        load_vector_set(str(tmp_path / "missing.safetensors"), "melbo")
+        read_vector_set(str(tmp_path / "missing.safetensors"), "melbo")
 
 
 def test_ortho_drops_vectors_that_turn_nan():

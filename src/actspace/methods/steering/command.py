@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from safetensors import safe_open
-
 from actspace.errors import ActspaceError
-from actspace.methods.steering.job import frozen_model, rescale
+from actspace.methods.steering.job import frozen_model, read_vector_set
+from actspace.methods.steering.math import to_sphere
 from actspace.methods.steering.passes import generate_steered
 from actspace.models import read_manifest
 
@@ -25,15 +22,7 @@ def steer_text(
 ) -> str:
     """The completion of ``prompt`` with row ``index`` of ``vector_set`` added after the
     run's source block (greedy, or sampled from ``seed``; rescaled to ``norm`` if given)."""
-    if not Path(vectors).is_file():
-        raise ActspaceError(f"vectors file {vectors} does not exist")
-    with safe_open(vectors, framework="pt") as handle:
-        metadata = handle.metadata() or {}
-        if vector_set not in handle.keys():
-            raise ActspaceError(
-                f"{vectors} has no set {vector_set!r}; sets: {', '.join(sorted(handle.keys()))}"
-            )
-        rows = handle.get_tensor(vector_set)
+    rows, metadata = read_vector_set(vectors, vector_set)
     if not 0 <= index < len(rows):
         raise ActspaceError(f"{vector_set} has rows 0..{len(rows) - 1}, not {index}")
     manifest = read_manifest(model_dir)
@@ -43,7 +32,7 @@ def steer_text(
         )
     vector = rows[index].float()
     if norm is not None:
-        vector = rescale(vector, norm)
+        vector = to_sphere(vector, norm)
     adapter = frozen_model(model_dir, device)
     ids = adapter.tokenizer(prompt)["input_ids"]
     new = generate_steered(adapter, ids, vector[None], int(metadata["source_block"]), tokens, seed)

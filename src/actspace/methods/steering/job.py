@@ -39,10 +39,8 @@ from actspace.data.generation import pad_token_id
 from actspace.errors import ActspaceError
 from actspace.methods.steering.math import (
     OrthonormalBasis,
-    DIVERSITY_PREFIX,
     combinations,
-    distinct,
-    first_divergence,
+    diversity,
     kl_divergences,
     masked_mean,
     max_abs_cosine,
@@ -264,8 +262,8 @@ def radius_sweep_job(
 ) -> None:
     """For each R of the grid: a few MELBO vectors and as many random ones of norm R, their
     objectives, how many distinct greedy completions each set gives per prompt (whole, and
-    their first :data:`DIVERSITY_PREFIX` tokens) and where they leave the unsteered
-    completion (mean first differing token)."""
+    their first tokens) and where they leave the unsteered completion
+    (:func:`~actspace.methods.steering.math.diversity`)."""
     cfg, grid = MelboSettings.from_config(melbo), SweepSettings.from_config(sweep)
     adapter = frozen_model(model_dir, device)
     docs, _ = read_prompts(corpus_store)
@@ -273,6 +271,7 @@ def radius_sweep_job(
     source, _ = cfg.blocks(adapter.n_layers)
     objective = objective_fn(adapter, prompts, cfg)
     d = adapter.d_model
+    unsteered = [generate_steered(adapter, doc, None, source, grid.tokens)[0] for doc in docs]
     rows = []
     for radius in grid.radii:
         learned = learn_melbo(
@@ -288,20 +287,12 @@ def radius_sweep_job(
             "objective_learned_mean": float(learned.objective.mean()),
             "objective_random_max": float(random_objective.max()),
         }
-        unsteered = [generate_steered(adapter, doc, None, source, grid.tokens)[0] for doc in docs]
         for name, vectors in (("learned", learned.vectors), ("random", random)):
             completions = [
                 batched_greedy(adapter, doc, vectors, source, grid.tokens) for doc in docs
             ]
-            row[f"distinct_{name}"] = float(np.mean([distinct(c) for c in completions]))
-            row[f"distinct_prefix_{name}"] = float(
-                np.mean([distinct(c, DIVERSITY_PREFIX) for c in completions])
-            )
-            row[f"divergence_{name}"] = float(
-                np.mean(
-                    [first_divergence(c, u) for cs, u in zip(completions, unsteered) for c in cs]
-                )
-            )
+            for key, value in diversity(completions, unsteered).items():
+                row[f"{key}_{name}"] = value
         row["n_vectors"] = grid.n_vectors
         rows.append(row)
         log.info("radius sweep: %s", row)
@@ -345,16 +336,19 @@ def kl_to_base(
     return torch.cat(forward).numpy(), torch.cat(backward).numpy()
 
 
-def load_vector_set(path: str, name: str) -> torch.Tensor:
-    """One set of vectors (rows) from a safetensors file, e.g. another run's export."""
+def read_vector_set(path: str, name: str) -> tuple[torch.Tensor, dict[str, str]]:
+    """One set of vectors (rows) of a safetensors file, e.g. a run's export, and the file's
+    metadata."""
     from safetensors import safe_open
 
     if not Path(path).is_file():
-        raise ActspaceError(f"steering.ortho.base_file {path} does not exist")
+        raise ActspaceError(f"vectors file {path} does not exist")
     with safe_open(path, framework="pt") as handle:
         if name not in handle.keys():
-            raise ActspaceError(f"{path} has no set {name!r}; sets: {sorted(handle.keys())}")
-        return handle.get_tensor(name).float()
+            raise ActspaceError(
+                f"{path} has no set {name!r}; sets: {', '.join(sorted(handle.keys()))}"
+            )
+        return handle.get_tensor(name).float(), handle.metadata() or {}
 
 
 def ortho_job(
@@ -365,7 +359,7 @@ def ortho_job(
     melbo = open_store(melbo_store, ["vectors"])
     source, target = int(melbo.attrs["source_block"]), int(melbo.attrs["target_block"])
     if cfg.base_file:
-        vectors, origin = load_vector_set(cfg.base_file, cfg.base_set), cfg.base_file
+        vectors, origin = read_vector_set(cfg.base_file, cfg.base_set)[0], cfg.base_file
     else:
         vectors, origin = torch.as_tensor(melbo["vectors"][:]), melbo_store
     if not 0 <= cfg.base < len(vectors) or vectors.shape[1] != int(melbo.attrs["d_model"]):
@@ -404,8 +398,7 @@ def ortho_job(
     with torch.no_grad():
         base_logp = steered_last_logprobs(adapter, prompts, theta0[None], source)[0]
     controls = controls_for(found, theta0, cfg.seed + 1)
-    norms = found.norm(dim=1, keepdim=True)
-    rescaled = torch.where(norms > 0, found * float(theta0.norm()) / norms.clamp_min(1e-30), found)
+    rescaled = to_sphere(found, float(theta0.norm()))
     kl = {
         "": kl_to_base(adapter, prompts, found, base_logp, source),
         "control_": kl_to_base(adapter, prompts, controls, base_logp, source),
@@ -455,11 +448,6 @@ def ortho_job(
 
 
 # ---------------------------------------------------------------------- generations
-def rescale(vector: torch.Tensor, norm: float) -> torch.Tensor:
-    """``vector`` at norm ``norm`` (the rescaled control; ``actspace steer --norm``)."""
-    return vector * (norm / vector.norm())
-
-
 def generation_plan(
     ortho: Any, cfg: GenerationSettings
 ) -> list[tuple[dict[str, Any], torch.Tensor | None, bool]]:
@@ -479,7 +467,7 @@ def generation_plan(
             plan.append(({"set": "ortho", "index": i}, v, True))
             control = torch.as_tensor(controls[i - 1])
             plan.append(({"set": "ortho_random_control", "index": i}, control, False))
-            plan.append(({"set": "ortho_rescaled", "index": i}, rescale(v, theta0_norm), False))
+            plan.append(({"set": "ortho_rescaled", "index": i}, to_sphere(v, theta0_norm), False))
     ns = list(ortho["combination_ns"][:])
     for n in cfg.combination_ns:
         if n in ns:
@@ -518,43 +506,31 @@ def generations_job(
     bar = tqdm(total=total, desc="steered generations", unit="text", mininterval=5)
     for p, doc in enumerate(docs):
         prompt = texts[p] if texts else tokenizer.decode(doc)
+
+        def record(fields, vector, new, mode="greedy", batched=False, seed=None):
+            return {
+                "prompt_index": p,
+                "prompt": prompt,
+                **fields,
+                "norm": None if vector is None else float(vector.norm()),
+                "mode": mode,
+                "batched": batched,
+                "seed": seed,
+                "tokens": cfg.tokens,
+                "completion": tokenizer.decode(new),
+                "completion_ids": list(new),
+            }
+
         for name, vectors in batched_sets.items():
             thetas = torch.as_tensor(vectors).float()
             for i, new in enumerate(batched_greedy(adapter, doc, thetas, source, cfg.tokens)):
-                records.append(
-                    {
-                        "prompt_index": p,
-                        "prompt": prompt,
-                        "set": name,
-                        "index": i,
-                        "norm": float(thetas[i].norm()),
-                        "mode": "greedy",
-                        "batched": True,
-                        "seed": None,
-                        "tokens": cfg.tokens,
-                        "completion": tokenizer.decode(new),
-                        "completion_ids": list(new),
-                    }
-                )
+                records.append(record({"set": name, "index": i}, thetas[i], new, batched=True))
         for fields, vector, sampled in plan:
             modes = [("greedy", None)] + ([("sampled", cfg.sample_seed)] if sampled else [])
             for mode, seed in modes:
                 thetas = None if vector is None else vector.float()[None]
                 new = generate_steered(adapter, doc, thetas, source, cfg.tokens, seed)[0]
-                records.append(
-                    {
-                        "prompt_index": p,
-                        "prompt": prompt,
-                        **fields,
-                        "norm": None if vector is None else float(vector.norm()),
-                        "mode": mode,
-                        "batched": False,
-                        "seed": seed,
-                        "tokens": cfg.tokens,
-                        "completion": tokenizer.decode(new),
-                        "completion_ids": list(new),
-                    }
-                )
+                records.append(record(fields, vector, new, mode, seed=seed))
                 bar.update()
     bar.close()
     Path(jsonl).parent.mkdir(parents=True, exist_ok=True)

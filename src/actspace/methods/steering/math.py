@@ -109,8 +109,9 @@ def tangent(grad: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
 
 
 def to_sphere(theta: torch.Tensor, radius: float) -> torch.Tensor:
-    """Rows of ``theta`` rescaled to norm ``radius``."""
-    return radius * theta / theta.norm(dim=-1, keepdim=True)
+    """Rows of ``theta`` rescaled to norm ``radius`` (a zero row stays zero)."""
+    norms = theta.norm(dim=-1, keepdim=True)
+    return torch.where(norms > 0, radius * theta / norms.clamp_min(1e-30), theta)
 
 
 def melbo_objective(
@@ -219,3 +220,19 @@ def first_divergence(completion: Sequence[int], reference: Sequence[int]) -> int
         if a != b:
             return position
     return min(len(completion), len(reference))
+
+
+def diversity(
+    completions: Sequence[Sequence[Sequence[int]]], unsteered: Sequence[Sequence[int]]
+) -> dict[str, float]:
+    """Diversity of one set of vectors' completions (per prompt, one per vector): the mean
+    over prompts of the distinct completions and of their distinct first
+    :data:`DIVERSITY_PREFIX` tokens, and the mean position where a completion leaves the
+    prompt's unsteered completion."""
+    divergences = [first_divergence(c, u) for cs, u in zip(completions, unsteered) for c in cs]
+    return {
+        "distinct": sum(distinct(c) for c in completions) / len(completions),
+        "distinct_prefix": sum(distinct(c, DIVERSITY_PREFIX) for c in completions)
+        / len(completions),
+        "divergence": sum(divergences) / len(divergences),
+    }

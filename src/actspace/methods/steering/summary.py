@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from actspace.methods.steering.math import DIVERSITY_PREFIX, distinct, first_divergence
+from actspace.methods.steering.math import DIVERSITY_PREFIX, diversity
 from actspace.reporting.rows import method_summary, published_values, row
 from actspace.store import open_store, read_csv
 
@@ -27,10 +27,9 @@ NOTES = [
 ]
 
 
-def diversity(generations: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """Per set (MELBO, random): mean over prompts of the distinct greedy completions, of
-    their distinct first ``DIVERSITY_PREFIX`` tokens, and the mean position where a
-    completion leaves the unsteered one."""
+def set_diversity(generations: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """:func:`~actspace.methods.steering.math.diversity` of the MELBO and the random set's
+    greedy completions in a run's generations."""
     records = [json.loads(line) for line in Path(generations).read_text().splitlines() if line]
     greedy = [r for r in records if r["mode"] == "greedy"]
     unsteered = {r["prompt_index"]: r["completion_ids"] for r in greedy if r["set"] == "unsteered"}
@@ -40,17 +39,8 @@ def diversity(generations: str | os.PathLike) -> dict[str, dict[str, float]]:
         for r in greedy:
             if r["set"] == name:
                 per_prompt.setdefault(r["prompt_index"], []).append(r["completion_ids"])
-        out[name] = {
-            "distinct": float(np.mean([distinct(c) for c in per_prompt.values()])),
-            "distinct_prefix": float(
-                np.mean([distinct(c, DIVERSITY_PREFIX) for c in per_prompt.values()])
-            ),
-            "divergence": float(
-                np.mean(
-                    [first_divergence(c, unsteered[p]) for p, cs in per_prompt.items() for c in cs]
-                )
-            ),
-        }
+        prompts = sorted(per_prompt)
+        out[name] = diversity([per_prompt[p] for p in prompts], [unsteered[p] for p in prompts])
     return out
 
 
@@ -76,7 +66,7 @@ def steering_summary(
             f"{a['target_block']}, R = {s['radius']}, p = {s['p']}, {s['steps']} steps"
         )
         n = melbo["objective"].shape[0]
-        div = diversity(gen_path)
+        div = set_diversity(gen_path)
         learned, random = melbo["objective"][:], melbo["random_objective"][:]
         kept = ortho["kept"][:]
         norms = ortho["norms"][:][kept]
