@@ -181,6 +181,16 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
             "sweep": {"radii": [1, 2], "n_vectors": 2, "steps": 2, "tokens": 3},
             "generate": {"tokens": 4, "indices": [1, 2], "combination_ns": [2]},
         },
+        "regions": {
+            "runs": [
+                {"model": "tiny", "corpus": "tiny-continued"},
+                {"model": "tiny-toy", "corpus": "tiny-copy-sequences"},
+            ],
+            "n_prompts": 5,
+            "window": 3,
+            "steps": 6,
+            "slice_steps": 4,
+        },
     }
 
 

@@ -98,3 +98,20 @@ def test_steering_blocks_out_of_range_are_refused():
         MelboSettings.from_config({**section, "source_block": 25}).blocks(30)
     with pytest.raises(ActspaceError, match="n_layers"):
         MelboSettings.from_config({**section, "target_block": 30}).blocks(30)
+
+
+def test_a_regions_run_needs_defined_names_once_and_a_series_with_its_step():
+    config = _config()
+    config["regions"]["runs"][0]["corpus"] = "nowhere"
+    with pytest.raises(ActspaceError, match=r"regions.runs\[0\].corpus names 'nowhere'"):
+        check_references(config)
+    config = _config()
+    config["regions"]["runs"].append(dict(config["regions"]["runs"][0]))
+    with pytest.raises(ActspaceError, match="listed twice"):
+        check_references(config)
+    config = _config()
+    config["regions"]["runs"][0]["series"] = "smollm2"
+    with pytest.raises(ActspaceError, match="give series and step together"):
+        check_references(config)
+    config["regions"]["runs"][0]["step"] = 1000
+    check_references(config)

@@ -171,3 +171,24 @@ def test_steering_on_smollm2(ci_profile_run):
         record["tokens"],
     )
     assert text == record["completion"]
+
+
+def test_stable_regions_on_smollm2(ci_profile_run):
+    """The known pattern on a handful of pairs: SmolLM2's random initialisation gives
+    near-linear curves, the trained model sharper boundaries; the toy's checkpoints are all
+    measured, step 0 first."""
+    from actspace.methods.regions.read import read_regions
+
+    results = ci_profile_run / "results/regions"
+    smol = read_regions(results / "smollm2-135m/seed-continued.zarr")
+    trained, random = smol.of_kind("trained"), smol.of_kind("random init")
+    assert trained.sharpness.shape == (8,) and trained.curves.shape == (8, 30)
+    assert random.quartiles[1] < 1.3  # close to a linear curve
+    assert trained.quartiles[1] > random.quartiles[1] + 0.5
+    assert trained.n_params == random.n_params > 134_000_000
+    toy = read_regions(results / "toy-copy/toy-copy-sequences.zarr")
+    assert [v.step for v in toy.variants] == [0, 1, 14, 200]  # the CI toy's checkpoints
+    for figure in ("training", "sizes"):
+        assert (results / f"figures/{figure}.png").stat().st_size > 10_000
+    page = (ci_profile_run / "results/summary.md").read_text()
+    assert "## Stable regions" in page and "Janiak" in page

@@ -108,6 +108,16 @@ PRESENTATION_JOBS = {
     "partition_summary": 1,
     "steering_figures": 1,
     "steering_summary": 1,
+    "regions_figures": 2,
+    "regions_overview": 1,
+    "regions_summary": 1,
+}
+# every stable-regions job of the tiny run (the tiny model and the toy)
+REGIONS_JOBS = {
+    "find_stable_regions": 2,
+    "regions_figures": 2,
+    "regions_overview": 1,
+    "regions_summary": 1,
 }
 # every partition job of the tiny run: the toy's two sites stopped at 2 subspaces, the block
 # between them, the probes, and their figures
@@ -392,3 +402,46 @@ def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
         assert text == record["completion"]
     summary = json.loads((tiny_workflow / "results/summary/steering.json").read_text())
     assert any("distinct greedy" in row["quantity"] for row in summary["rows"])
+
+
+def test_regions_outputs_of_the_tiny_run(tiny_workflow):
+    from actspace.methods.regions.read import read_regions
+
+    results = tiny_workflow / "results/regions"
+    tiny = read_regions(results / "tiny/tiny-continued.zarr")
+    assert [v.kind for v in tiny.variants] == ["trained", "random init"]
+    toy = read_regions(results / "tiny-toy/tiny-copy-sequences.zarr")
+    # every stored checkpoint of the toy, its step 0 the random init
+    assert [(v.kind, v.step) for v in toy.variants] == [
+        ("random init", 0),
+        ("checkpoint", 1),
+        ("trained", 20),
+    ]
+    for result in (tiny, toy):
+        assert result.alphas.shape == (6,) and result.same_last_token.shape == (4,)
+        for variant in result.variants:
+            assert variant.curves.shape == (4, 6) and variant.slice.shape == (4, 4, 3)
+            curves = variant.curves.astype(np.float64)
+            assert np.allclose(curves[:, -1], 1.0) and np.allclose(curves[:, 0], 0.0, atol=1e-4)
+            slopes = np.diff(curves, axis=1).max(axis=1) * 5  # independent of the package
+            assert np.allclose(variant.sharpness, slopes, rtol=1e-5)
+            assert np.allclose(variant.quartiles, np.percentile(variant.sharpness, [25, 50, 75]))
+    store = open_store(results / "tiny/tiny-continued.zarr", ["prompts"])
+    assert store["prompts"].shape == (5, 3) and "last position" in store.attrs["convention"]
+    for run in ("tiny/tiny-continued", "tiny-toy/tiny-copy-sequences"):
+        for figure in ("curves.png", "sharpness.png", "slices.png", "slices.gif"):
+            assert (results / run / "figures" / figure).stat().st_size > 0
+    for figure in ("training.png", "sizes.png"):
+        assert (results / "figures" / figure).stat().st_size > 0
+    summary = json.loads((tiny_workflow / "results/summary/regions.json").read_text())
+    quantities = [row["quantity"] for row in summary["rows"]]
+    assert sum("random initialisation" in q for q in quantities) == 2
+    assert any("over training checkpoints" in q for q in quantities)
+    assert "## Stable regions" in (tiny_workflow / "results/summary.md").read_text()
+
+
+def test_changing_a_regions_setting_reruns_regions_only(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["regions"]["steps"] = 7
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    assert planned == REGIONS_JOBS | REPORT_JOBS

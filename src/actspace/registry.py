@@ -45,6 +45,7 @@ METHODS = (
     Method("toys", selects="train", check="actspace.methods.toys.spec:check_config"),
     Method("partition", selects="sites", check="actspace.methods.partition.sites:check_config"),
     Method("steering", selects="runs", check="actspace.methods.steering.runs:check_config"),
+    Method("regions", selects="runs", check="actspace.methods.regions.runs:check_config"),
 )
 
 

@@ -5,7 +5,7 @@
 """
 
 from actspace.models.adapter import AttentionWeights, MLPWeights, ModelAdapter, describe
-from actspace.models.sources import load_model, materialise, read_manifest
+from actspace.models.sources import load_model, materialise, random_init, read_manifest
 
 __all__ = [
     "AttentionWeights",
@@ -14,5 +14,6 @@ __all__ = [
     "describe",
     "load_model",
     "materialise",
+    "random_init",
     "read_manifest",
 ]

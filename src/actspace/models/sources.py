@@ -247,3 +247,23 @@ def load_model(model_dir: str | os.PathLike, device: str = "cpu") -> ModelAdapte
     adapter = ModelAdapter(model, tokenizer, attn_only=manifest.get("attn_only", False))
     adapter.manifest = manifest
     return adapter
+
+
+def random_init(model_dir: str | os.PathLike, seed: int, device: str = "cpu") -> ModelAdapter:
+    """The architecture of a materialised model at a seeded random initialisation
+    (transformers' own initialisation of that architecture, as the stable-regions authors'
+    ``reinit_model.py``), with the model's tokenizer, in eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    manifest = read_manifest(model_dir)
+    trust = bool(manifest["source"].get("trust_remote_code", False))
+    config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(
+        config, dtype=DTYPES[manifest["dtype"]], trust_remote_code=trust
+    )
+    model.to(resolve_device(device)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
+    adapter = ModelAdapter(model, tokenizer)
+    adapter.manifest = {**manifest, "weights_sha256": None, "random_init_seed": seed}
+    return adapter

@@ -29,11 +29,13 @@ PUBLISHED_PATH = Path(__file__).with_name("published.yaml")
 
 @dataclass(frozen=True)
 class Published:
-    """A published reference value: the value, the study and the setting it was measured in."""
+    """A published reference value: the value, the study and the setting it was measured in;
+    ``mark``, where the value is a number a figure can draw, that number (or point)."""
 
     value: Any
     study: str
     setting: str
+    mark: Any = None
 
 
 def published_values(method: str, path: str | os.PathLike = PUBLISHED_PATH) -> dict[str, Published]:

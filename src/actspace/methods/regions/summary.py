@@ -1,0 +1,129 @@
+"""Summary of the stable-regions runs: sharpness of the trained model and of its random
+initialisation beside the published numbers, its trend over training checkpoints and model
+size, and the semantic check."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+from actspace.methods.regions.read import RegionsResult, VariantResult, read_regions
+from actspace.reporting.rows import method_summary, published_values, row
+
+NOTES = [
+    "Sharpness: the largest slope of the relative output change r = d / d(1) along the segment "
+    "between two prompts' activations after block 0 (last position), per unit of alpha; 1 = a "
+    "linear curve. Median (25th-75th percentile) over consecutive pairs of random token windows.",
+    "It depends on the number of interpolation steps: compare only at the same count.",
+    "Toy runs read every stored training checkpoint; their step 0 is the random init.",
+]
+
+
+def quartile_text(variant: VariantResult) -> str:
+    low, median, high = variant.quartiles
+    return f"{median:.2f} ({low:.2f}-{high:.2f})"
+
+
+def _setting(result: RegionsResult, variant: VariantResult) -> str:
+    s = result.attrs["settings"]
+    pairs = len(variant.sharpness)
+    return (
+        f"{result.corpus}: {pairs} pairs of {s['window']}-token windows, {s['steps']} steps, "
+        f"write after block {s['write_block']}, {variant.label}, {variant.n_params:,} parameters"
+    )
+
+
+def training_trend(result: RegionsResult) -> tuple[list[tuple[int, float]], float]:
+    """(step, median) of every checkpoint and the Spearman correlation of median with step."""
+    points = [(v.step, float(v.quartiles[1])) for v in result.variants if v.step is not None]
+    if len(points) < 3:
+        return points, float("nan")
+    steps, medians = zip(*points)
+    return points, float(spearmanr(steps, medians).statistic)
+
+
+def run_rows(result: RegionsResult, ref: Mapping[str, Any], toy: bool) -> list[dict[str, Any]]:
+    rows = []
+    trained, random = result.of_kind("trained"), result.of_kind("random init")
+    if trained is not None:
+        rows.append(
+            row(
+                "boundary sharpness, trained model: median (25th-75th percentile)",
+                quartile_text(trained),
+                result.model,
+                _setting(result, trained),
+                reference=None if toy else ref["median_trained"],
+            )
+        )
+    if random is not None:
+        rows.append(
+            row(
+                "boundary sharpness, random initialisation: median (25th-75th percentile)",
+                quartile_text(random),
+                result.model,
+                _setting(result, random),
+                reference=ref["random_init"],
+            )
+        )
+    if sum(v.step is not None for v in result.variants) >= 3:
+        points, rho = training_trend(result)
+        rows.append(
+            row(
+                "median sharpness over training checkpoints (Spearman rho with step)",
+                f"{points[0][1]:.2f} at step {points[0][0]} -> {points[-1][1]:.2f} at step "
+                f"{points[-1][0]} (rho {rho:.2f}, {len(points)} checkpoints)",
+                result.model,
+                f"{result.corpus}, {result.attrs['settings']['steps']} steps",
+                reference=ref["over_training"],
+            )
+        )
+    if trained is not None:
+        groups = trained.attrs["semantic"]
+        setting = f"{result.corpus}, trained model, pairs per group of sharpness"
+        for key, what in (
+            ("same_last_token", "end in the same token"),
+            ("same_top_prediction", "get the same top prediction"),
+        ):
+            rows.append(
+                row(
+                    f"pairs whose two prompts {what}, by sharpness",
+                    "; ".join(f"{g['group']}: {g[key]} of {g['pairs']}" for g in groups),
+                    result.model,
+                    setting,
+                    reference=ref["semantic"] if key == "same_last_token" else None,
+                )
+            )
+    return rows
+
+
+def size_row(results: Sequence[RegionsResult], ref: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Median sharpness of every trained model against its parameter count."""
+    points = sorted(
+        (v.n_params, r.model, float(v.quartiles[1]))
+        for r in results
+        if (v := r.of_kind("trained")) is not None
+    )
+    if len(points) < 2:
+        return None
+    return row(
+        "median sharpness against parameter count (trained models)",
+        "; ".join(f"{model} {n:,}: {median:.2f}" for n, model, median in points),
+        ", ".join(sorted({r.model for r in results})),
+        "every run of the config (different tasks for the toys)",
+        reference=ref["over_size"],
+    )
+
+
+def regions_summary(
+    stores: Sequence[str | os.PathLike], toys: Sequence[bool], published: str | os.PathLike
+) -> dict[str, Any]:
+    ref = published_values("regions", published)
+    results = [read_regions(path) for path in stores]
+    rows = [entry for r, toy in zip(results, toys, strict=True) for entry in run_rows(r, ref, toy)]
+    if (sizes := size_row(results, ref)) is not None:
+        rows.append(sizes)
+    return method_summary("regions", "Stable regions", rows, NOTES)
