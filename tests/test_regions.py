@@ -20,7 +20,7 @@ from actspace.methods.regions.passes import (
 )
 from actspace.models import ModelAdapter, random_init, read_manifest
 from actspace.models.sources import write_model_dir
-from tests.conftest import build_tiny_model
+from tests.conftest import build_tiny_model, with_defaults
 
 FAMILIES = ["llama", "gpt2"]
 
@@ -208,22 +208,8 @@ def test_windows_are_distinct_non_overlapping_and_skip_bos():
 
 
 def settings(**overrides) -> RegionSettings:
-    values = dict(
-        n_prompts=5,
-        window=4,
-        steps=5,
-        write_block=0,
-        random_init=True,
-        checkpoints=True,
-        batch_rows=8,
-        semantic_share=0.25,
-        semantic_thresholds=[1.2, 10.0],
-        slice_steps=4,
-        slice_range=[-0.25, 1.25],
-        slice_anchor=0,
-        seed=0,
-    )
-    return RegionSettings(**{**values, **overrides})
+    """The schema's defaults with ``overrides``."""
+    return RegionSettings.from_config(with_defaults(overrides, "regions"))
 
 
 def test_variants_of_a_toy_and_of_a_model(tmp_path):

@@ -16,7 +16,8 @@ from actspace.errors import ActspaceError
 from actspace.registry import METHODS, run_check
 
 
-def _check_names(section: str, names: list[str], config: Mapping[str, Any], key: str) -> None:
+def check_names(section: str, names: list[str], config: Mapping[str, Any], key: str) -> None:
+    """Raise unless every name is a key of ``config[key]`` (``section``: where they are listed)."""
     for name in names:
         if name not in config[key]:
             raise ActspaceError(
@@ -31,7 +32,7 @@ def check_references(config: Mapping[str, Any]) -> None:
     for method in METHODS:
         section = config.get(method.name, {})
         for key, defined_in in method.names.items():
-            _check_names(f"{method.name}.{key}", section.get(key, []), config, defined_in)
+            check_names(f"{method.name}.{key}", section.get(key, []), config, defined_in)
         run_check(method, config)
     for name, corpus in config["corpora"].items():
         if corpus["type"] == "prompts":

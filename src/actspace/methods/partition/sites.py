@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from actspace.config import check_names
 from actspace.errors import ActspaceError
 
 RUN_KEYS = ("sites", "circuit_streams", "probe_test_share")  # not settings of a partition job
@@ -72,11 +73,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     seen: set[tuple[str, str, int]] = set()
     for index, site in enumerate(sites(config)):
         for key, defined in (("model", "models"), ("corpus", "corpora")):
-            if site[key] not in config[defined]:
-                raise ActspaceError(
-                    f"config partition.sites[{index}].{key} names {site[key]!r}, which "
-                    f"config.{defined} does not define (defined: {', '.join(sorted(config[defined]))})"
-                )
+            check_names(f"partition.sites[{index}].{key}", [site[key]], config, defined)
         for layer in site["layers"]:
             key = (site["model"], site["corpus"], layer)
             if key in seen:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from actspace.config import check_names
 from actspace.errors import ActspaceError
 
 RUN_KEYS = ("runs",)  # not settings of a regions job
@@ -46,13 +47,6 @@ def settings(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config["regions"].items() if k not in RUN_KEYS}
 
 
-def run_of(config: Mapping[str, Any], model: str, corpus: str) -> dict[str, Any]:
-    for run in runs(config):
-        if (run["model"], run["corpus"]) == (model, corpus):
-            return run
-    raise ActspaceError(f"config regions.runs has no run of {model!r} on {corpus!r}")
-
-
 def toy_of(config: Mapping[str, Any], model: str) -> str | None:
     """The toy a model comes from (None unless its source is ``toy``)."""
     spec = config["models"][model]
@@ -74,11 +68,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     seen: set[tuple[str, str]] = set()
     for index, run in enumerate(runs(config)):
         for key, defined in (("model", "models"), ("corpus", "corpora")):
-            if run[key] not in config[defined]:
-                raise ActspaceError(
-                    f"config regions.runs[{index}].{key} names {run[key]!r}, which "
-                    f"config.{defined} does not define (defined: {', '.join(sorted(config[defined]))})"
-                )
+            check_names(f"regions.runs[{index}].{key}", [run[key]], config, defined)
         pair = (run["model"], run["corpus"])
         if pair in seen:
             raise ActspaceError(

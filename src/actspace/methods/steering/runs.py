@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from actspace.config import check_names
 from actspace.errors import ActspaceError
 
 PARTS = ("melbo", "ortho", "sweep", "generate")
@@ -58,11 +59,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     """Every run names a defined model and a defined corpus of type ``prompts``."""
     for name, spec in runs(config).items():
         for key, defined in (("model", "models"), ("corpus", "corpora")):
-            if spec[key] not in config[defined]:
-                raise ActspaceError(
-                    f"config steering.runs.{name}.{key} names {spec[key]!r}, which "
-                    f"config.{defined} does not define (defined: {', '.join(sorted(config[defined]))})"
-                )
+            check_names(f"steering.runs.{name}.{key}", [spec[key]], config, defined)
         corpus = config["corpora"][spec["corpus"]]
         if corpus["type"] != "prompts" or corpus.get("continue_tokens"):
             raise ActspaceError(
