@@ -183,7 +183,7 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
         },
         "regions": {
             "runs": [
-                {"model": "tiny", "corpus": "tiny-continued"},
+                {"model": "tiny", "corpus": "tiny-continued", "series": "tiny", "step": 100},
                 {"model": "tiny-toy", "corpus": "tiny-copy-sequences"},
             ],
             "n_prompts": 5,

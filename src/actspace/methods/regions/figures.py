@@ -33,9 +33,20 @@ def _title(result: RegionsResult, what: str) -> str:
     return f"{what}: {result.model} on {result.corpus} ({s['steps']} steps)"
 
 
+def example_pairs(variant: VariantResult, quantiles=(0.1, 0.5, 0.9, 1.0)) -> list[int]:
+    """Pairs at the given quantiles of sharpness (1.0: the sharpest), for example curves."""
+    finite = np.flatnonzero(np.isfinite(variant.sharpness))
+    if not len(finite):
+        return []
+    order = finite[np.argsort(variant.sharpness[finite], kind="stable")]
+    picks = [order[min(len(order) - 1, int(q * (len(order) - 1)))] for q in quantiles]
+    return list(dict.fromkeys(int(p) for p in picks))
+
+
 def curves_figure(result: RegionsResult, out: str | os.PathLike) -> None:
-    """Pointwise median of r(alpha) with its quartile band per variant, and the linear curve."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    """Left: pointwise median of r(alpha) with its quartile band per variant, and the linear
+    curve. Right: example pairs of the trained model, from flat to the sharpest."""
+    fig, (ax, examples) = plt.subplots(1, 2, figsize=(12, 4.5))
     variants = shown_variants(result)
     colours = sns.color_palette("viridis", len(variants))
     for variant, colour in zip(variants, colours):
@@ -45,14 +56,26 @@ def curves_figure(result: RegionsResult, out: str | os.PathLike) -> None:
         low, median, high = np.percentile(curves, [25, 50, 75], axis=0)
         ax.fill_between(result.alphas, low, high, color=colour, alpha=0.15)
         ax.plot(result.alphas, median, color=colour, label=variant.label)
-    ax.plot([0, 1], [0, 1], color="black", ls=":", lw=0.8, label="linear (sharpness 1)")
+    xlabel = "alpha (0 = prompt A's activation, 1 = prompt B's)"
+    for axis in (ax, examples):
+        axis.plot([0, 1], [0, 1], color="black", ls=":", lw=0.8, label="linear (sharpness 1)")
+    trained = result.of_kind("trained") or result.variants[-1]
+    for pair in example_pairs(trained):
+        examples.plot(
+            result.alphas,
+            trained.curves[pair],
+            marker=".",
+            label=f"pair {pair}: sharpness {trained.sharpness[pair]:.2f}",
+        )
+    examples.set(xlabel=xlabel, ylabel="d / d(1)", title=f"Example pairs, {trained.label}")
+    examples.legend(fontsize=7)
     finish(
         fig,
         ax,
         out,
-        xlabel="alpha (0 = prompt A's activation, 1 = prompt B's)",
+        xlabel=xlabel,
         ylabel="relative output change d / d(1)",
-        title=_title(result, "Interpolation curves, median and quartiles"),
+        title=_title(result, "Median curves and quartiles"),
     )
 
 
