@@ -226,6 +226,27 @@ def run_workflow(
     )
 
 
+def declared_figures(workdir: Path, config: dict | None, *args: str) -> list[str]:
+    """Every figure file (PNG, PDF, GIF) of the ``figures`` target, from ``--summary``."""
+    result = run_workflow(workdir, config, *args, "--summary", "figures")
+    assert result.returncode == 0, result.stderr[-2000:]
+    paths = [line.split("\t")[0] for line in result.stdout.splitlines()[1:]]
+    return [p for p in paths if p.endswith((".png", ".pdf", ".gif")) and "/figures/" in p]
+
+
+def check_figure_files(workdir: Path, declared: list[str]) -> list[str]:
+    """Every declared PNG is a valid PNG above 5 kB with its declared PDF beside it (a valid
+    PDF above 2 kB); returns the PNGs."""
+    pngs = [p for p in declared if p.endswith(".png")]
+    for png in pngs:
+        data = (workdir / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5_000, png
+        pdf = (workdir / png).with_suffix(".pdf")
+        assert str(pdf.relative_to(workdir)) in declared, pdf
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 2_000, pdf
+    return pngs
+
+
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
     """(size, mtime_ns) of every file below ``folder``: unchanged results compare equal."""
     return {

@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from actspace.store import open_store
+from conftest import REPO, check_figure_files, declared_figures, run_workflow
 
 pytestmark = pytest.mark.slow
 
@@ -192,3 +193,28 @@ def test_stable_regions_on_smollm2(ci_profile_run):
         assert (results / f"figures/{figure}.png").stat().st_size > 10_000
     page = (ci_profile_run / "results/summary.md").read_text()
     assert "## Stable regions" in page and "Janiak" in page
+
+
+def test_ci_profile_figures_summary_and_report(ci_profile_run):
+    """Every declared figure of the CI profile is a PNG and a PDF; the summary names every
+    method; the report builds offline and opens in headless Chromium (screenshot under
+    results/)."""
+    from browser import inspect_report
+
+    from actspace.registry import METHODS
+
+    ci = ("--configfile", str(REPO / "config" / "ci.yaml"))
+    declared = declared_figures(ci_profile_run, None, *ci)
+    figures = [p for p in declared if not p.endswith(".pdf")]
+    assert len(check_figure_files(ci_profile_run, declared)) >= 25
+    summary = json.loads((ci_profile_run / "results/summary.json").read_text())
+    assert [m["method"] for m in summary["methods"]] == [m.name for m in METHODS]
+    assert all(row["published"] for m in summary["methods"] for row in m["rows"])
+    report = ci_profile_run / "results/report.html"
+    result = run_workflow(ci_profile_run, None, *ci, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = inspect_report(report, ci_profile_run / "results/report.png", ["Stable regions"])
+    assert not seen["errors"] and not seen["undecoded"] and seen["images_shown"] >= 1
+    assert sorted(p for p in seen["results"] if "/figures/" in p) == sorted(figures)
+    assert all(len(seen["results"][p]["caption"]) > 80 for p in figures)
+    assert "smollm2-135m" in seen["menus"]["Stable regions"]

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from actspace.store import open_store
-from conftest import REPO, run_workflow, snapshot, tiny_workflow_config
+from conftest import (
+    REPO,
+    check_figure_files,
+    declared_figures,
+    run_workflow,
+    snapshot,
+    tiny_workflow_config,
+)
 
 # jobs downstream of every change: the text-subspace analyses of both corpora, the report
 TEXT_SUBSPACE_JOBS = {
@@ -445,3 +452,57 @@ def test_changing_a_regions_setting_reruns_regions_only(workdir, tiny_llama_dir)
     config["regions"]["steps"] = 7
     planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert planned == REGIONS_JOBS | REPORT_JOBS
+
+
+def test_every_figure_is_a_png_and_a_pdf_and_the_figures_target_recomputes_nothing(
+    workdir, tiny_llama_dir
+):
+    config = tiny_workflow_config(tiny_llama_dir)
+    declared = declared_figures(workdir, config)
+    assert len(check_figure_files(workdir, declared)) >= 20
+    # delete every figure: the figures target redraws them from the finished stores
+    for path in declared:
+        (workdir / path).unlink()
+    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run", "figures"))
+    assert planned == {
+        name: count for name, count in PRESENTATION_JOBS.items() if not name.endswith("summary")
+    } | {"figures": 1}
+
+
+def test_the_summary_has_every_method_with_published_or_none(tiny_workflow):
+    from actspace.registry import METHODS
+
+    summary = json.loads((tiny_workflow / "results/summary.json").read_text())
+    titles = [method["method"] for method in summary["methods"]]
+    assert titles == [method.name for method in METHODS]
+    for method in summary["methods"]:
+        assert method["rows"], method["method"]
+        for row in method["rows"]:
+            assert row["value"] not in (None, "") and row["published"] not in (None, "")
+    page = (tiny_workflow / "results/summary.html").read_text()
+    assert page.count("<table>") == len(METHODS) and "none published" in page
+
+
+def test_the_report_builds_offline_and_opens_in_a_browser(workdir, tiny_llama_dir):
+    from browser import inspect_report
+
+    from actspace.registry import METHODS
+
+    config = tiny_workflow_config(tiny_llama_dir)
+    report = workdir / "results/report.html"
+    result = run_workflow(workdir, config, "--report", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = inspect_report(report, workdir / "results/report.png", [m.title for m in METHODS[1:]])
+    assert not seen["errors"] and not seen["undecoded"]
+    figures = [p for p in declared_figures(workdir, config) if not p.endswith(".pdf")]
+    assert sorted(p for p in seen["results"] if "/figures/" in p) == sorted(figures)
+    for path in figures:  # a caption naming what the figure shows, wildcards filled in
+        caption = seen["results"][path]["caption"]
+        assert len(caption) > 80 and "{{" not in caption and "snakemake." not in caption, path
+    assert "results/summary.html" in seen["results"]
+    assert (
+        "tiny" in seen["menus"]["Stable regions"]
+        and "tiny-copy" in seen["menus"]["Toy transformers"]
+    )
+    assert seen["images_shown"] >= 1  # a figure opened from the menu is displayed
+    assert (workdir / "results/report.png").stat().st_size > 10_000

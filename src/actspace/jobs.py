@@ -43,3 +43,9 @@ def job(smk: Any) -> Iterator[None]:
             logging.getLogger("actspace").error("%s", err)
             print(message, file=terminal)
             raise SystemExit(1) from None
+
+
+def figure_outputs(smk: Any) -> dict[str, str]:
+    """A figures rule's named outputs less ``pdf`` (the PDF copies that
+    :func:`actspace.plotting.save_figure` writes beside each PNG)."""
+    return {name: path for name, path in smk.output.items() if name != "pdf"}

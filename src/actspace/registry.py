@@ -17,7 +17,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Method:
-    """One method of the pipeline.
+    """One method of the pipeline; ``title`` heads its summary and its report category.
 
     ``names``: keys of its config section that list names defined elsewhere in the config
     (``{"models": "models"}``: every entry of ``section.models`` must be a ``config.models``
@@ -27,6 +27,7 @@ class Method:
     """
 
     name: str
+    title: str
     names: Mapping[str, str] = field(default_factory=dict)
     selects: str = "models"
     check: str | None = None
@@ -39,13 +40,30 @@ class Method:
 ON_MODELS_AND_CORPORA = {"models": "models", "corpora": "corpora"}
 
 METHODS = (
-    Method("capture", ON_MODELS_AND_CORPORA),
-    Method("text_subspaces", ON_MODELS_AND_CORPORA),
-    Method("weights_svd", {"models": "models"}),
-    Method("toys", selects="train", check="actspace.methods.toys.spec:check_config"),
-    Method("partition", selects="sites", check="actspace.methods.partition.sites:check_config"),
-    Method("steering", selects="runs", check="actspace.methods.steering.runs:check_config"),
-    Method("regions", selects="runs", check="actspace.methods.regions.runs:check_config"),
+    Method("capture", "Capture", ON_MODELS_AND_CORPORA),
+    Method("text_subspaces", "Text subspaces", ON_MODELS_AND_CORPORA),
+    Method("weights_svd", "Weight SVD", {"models": "models"}),
+    Method(
+        "toys", "Toy transformers", selects="train", check="actspace.methods.toys.spec:check_config"
+    ),
+    Method(
+        "partition",
+        "Subspace partition",
+        selects="sites",
+        check="actspace.methods.partition.sites:check_config",
+    ),
+    Method(
+        "steering",
+        "Orthogonal steering",
+        selects="runs",
+        check="actspace.methods.steering.runs:check_config",
+    ),
+    Method(
+        "regions",
+        "Stable regions",
+        selects="runs",
+        check="actspace.methods.regions.runs:check_config",
+    ),
 )
 
 

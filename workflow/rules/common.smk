@@ -70,3 +70,42 @@ def method_summaries():
     return [
         getattr(rules, f"{method.name}_summary").output[0] for method in enabled_methods(config)
     ]
+
+
+TITLES = {method.name: method.title for method in METHODS}
+
+
+def figure(path, caption):
+    """A figure output marked for the report: caption ``workflow/report/{caption}.rst``,
+    category = its method's title, subcategory = its model (or toy), labels = the figure and
+    its other wildcards."""
+    method, name = caption.split("/")
+    owner = next((w for w in ("{model}", "{toy}") if w in path), None)
+    labels = {"figure": name}
+    for wildcard in ("corpus", "run", "layer", "block", "stop"):
+        if f"{{{wildcard}}}" in path:
+            labels[wildcard] = f"{{{wildcard}}}"
+    return report(
+        path,
+        caption=f"../report/{caption}.rst",
+        category=TITLES[method],
+        subcategory=owner or "all runs",
+        labels=labels,
+    )
+
+
+def pdf_of(folder, *names):
+    """The PDF copies that save_figure writes beside the PNG figures ``folder/{name}.png``."""
+    return [f"{folder}/{name}.pdf" for name in names]
+
+
+def figure_targets():
+    """Every figure of every enabled method: the files its target rule collects that are
+    figures (the PDFs included)."""
+    suffixes = (".png", ".pdf", ".gif")
+    return [
+        path
+        for method in enabled_methods(config)
+        for path in getattr(rules, method.name).input
+        if str(path).endswith(suffixes)
+    ]

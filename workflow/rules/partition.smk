@@ -84,7 +84,8 @@ rule partition_figures:
     input:
         rules.partition_site.output[0],
     output:
-        "results/partition/{model}/{corpus}/figures/L{layer}{stop}.png",
+        figure("results/partition/{model}/{corpus}/figures/L{layer}{stop}.png", "partition/site"),
+        pdf=pdf_of("results/partition/{model}/{corpus}/figures", "L{layer}{stop}"),
     log:
         "results/logs/partition_figures/{model}/{corpus}/L{layer}{stop}.log",
     conda:
@@ -103,7 +104,11 @@ rule circuit_figure:
     input:
         rules.subspace_circuit.output[0],
     output:
-        "results/partition/{model}/{corpus}/figures/circuit_B{block}{stop}.png",
+        figure(
+            "results/partition/{model}/{corpus}/figures/circuit_B{block}{stop}.png",
+            "partition/circuit",
+        ),
+        pdf=pdf_of("results/partition/{model}/{corpus}/figures", "circuit_B{block}{stop}"),
     log:
         "results/logs/circuit_figure/{model}/{corpus}/B{block}{stop}.log",
     conda:
@@ -122,7 +127,11 @@ rule probe_figure:
     input:
         rules.probe_partition.output[0],
     output:
-        "results/partition/{model}/{corpus}/figures/probes_L{layer}{stop}.png",
+        figure(
+            "results/partition/{model}/{corpus}/figures/probes_L{layer}{stop}.png",
+            "partition/probes",
+        ),
+        pdf=pdf_of("results/partition/{model}/{corpus}/figures", "probes_L{layer}{stop}"),
     log:
         "results/logs/probe_figure/{model}/{corpus}/L{layer}{stop}.log",
     conda:
@@ -171,9 +180,12 @@ rule partition_summary:
 rule partition:
     input:
         [
-            expand(rules.partition_figures.output[0], **job)
+            expand(list(rules.partition_figures.output), **job)
             for job in partition_sites.partitions(config)
         ],
-        [expand(rules.probe_figure.output[0], **job) for job in partition_sites.probed(config)],
-        [expand(rules.circuit_figure.output[0], **job) for job in partition_sites.circuits(config)],
+        [expand(list(rules.probe_figure.output), **job) for job in partition_sites.probed(config)],
+        [
+            expand(list(rules.circuit_figure.output), **job)
+            for job in partition_sites.circuits(config)
+        ],
         rules.partition_summary.output if partition_sites.sites(config) else [],

@@ -31,10 +31,13 @@ rule regions_figures:
         store=rules.find_stable_regions.output[0],
         published=PUBLISHED,
     output:
-        curves="results/regions/{model}/{corpus}/figures/curves.png",
-        sharpness="results/regions/{model}/{corpus}/figures/sharpness.png",
-        slices="results/regions/{model}/{corpus}/figures/slices.png",
-        animation="results/regions/{model}/{corpus}/figures/slices.gif",
+        curves=figure("results/regions/{model}/{corpus}/figures/curves.png", "regions/curves"),
+        sharpness=figure(
+            "results/regions/{model}/{corpus}/figures/sharpness.png", "regions/sharpness"
+        ),
+        slices=figure("results/regions/{model}/{corpus}/figures/slices.png", "regions/slices"),
+        animation=figure("results/regions/{model}/{corpus}/figures/slices.gif", "regions/animation"),
+        pdf=pdf_of("results/regions/{model}/{corpus}/figures", "curves", "sharpness", "slices"),
     log:
         "results/logs/regions_figures/{model}/{corpus}.log",
     conda:
@@ -54,8 +57,9 @@ rule regions_overview:
         stores=regions_runs.per_run(config, rules.find_stable_regions.output[0]),
         published=PUBLISHED,
     output:
-        training="results/regions/figures/training.png",
-        sizes="results/regions/figures/sizes.png",
+        training=figure("results/regions/figures/training.png", "regions/training"),
+        sizes=figure("results/regions/figures/sizes.png", "regions/sizes"),
+        pdf=pdf_of("results/regions/figures", "training", "sizes"),
     log:
         "results/logs/regions_overview.log",
     conda:

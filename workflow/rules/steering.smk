@@ -125,10 +125,13 @@ rule steering_figures:
         vectors=rules.learn_orthogonal_vectors.output[0],
         sweep=rules.steering_radius_sweep.output[0],
     output:
-        kl="results/steering/{model}/{run}/figures/kl.png",
-        norms="results/steering/{model}/{run}/figures/norms.png",
-        combinations="results/steering/{model}/{run}/figures/combinations.png",
-        melbo="results/steering/{model}/{run}/figures/melbo.png",
+        kl=figure("results/steering/{model}/{run}/figures/kl.png", "steering/kl"),
+        norms=figure("results/steering/{model}/{run}/figures/norms.png", "steering/norms"),
+        combinations=figure(
+            "results/steering/{model}/{run}/figures/combinations.png", "steering/combinations"
+        ),
+        melbo=figure("results/steering/{model}/{run}/figures/melbo.png", "steering/melbo"),
+        pdf=pdf_of("results/steering/{model}/{run}/figures", "kl", "norms", "combinations", "melbo"),
     log:
         "results/logs/steering_figures/{model}/{run}.log",
     conda:

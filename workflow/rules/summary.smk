@@ -2,7 +2,9 @@ rule summary_report:
     input:
         method_summaries(),
     output:
-        "results/summary.md",
+        markdown="results/summary.md",
+        page=report("results/summary.html", caption="../report/summary.rst", category="Summary"),
+        table="results/summary.json",
     log:
         "results/logs/summary_report.log",
     conda:
@@ -15,3 +17,8 @@ rule summary_report:
         code=code_hash("actspace.reporting.page"),
     script:
         "../scripts/summary_report.py"
+
+
+rule figures:
+    input:
+        figure_targets(),

@@ -26,10 +26,24 @@ rule text_subspaces_figures:
     input:
         rules.find_text_subspaces.output.store,
     output:
-        spectrum="results/text_subspaces/{model}/figures/{corpus}.spectrum.png",
-        nll="results/text_subspaces/{model}/figures/{corpus}.nll.png",
-        overlap="results/text_subspaces/{model}/figures/{corpus}.overlap.png",
-        usage="results/text_subspaces/{model}/figures/{corpus}.usage.png",
+        spectrum=figure(
+            "results/text_subspaces/{model}/figures/{corpus}.spectrum.png",
+            "text_subspaces/spectrum",
+        ),
+        nll=figure("results/text_subspaces/{model}/figures/{corpus}.nll.png", "text_subspaces/nll"),
+        overlap=figure(
+            "results/text_subspaces/{model}/figures/{corpus}.overlap.png", "text_subspaces/overlap"
+        ),
+        usage=figure(
+            "results/text_subspaces/{model}/figures/{corpus}.usage.png", "text_subspaces/usage"
+        ),
+        pdf=pdf_of(
+            "results/text_subspaces/{model}/figures",
+            "{corpus}.spectrum",
+            "{corpus}.nll",
+            "{corpus}.overlap",
+            "{corpus}.usage",
+        ),
     log:
         "results/logs/text_subspaces_figures/{model}/{corpus}.log",
     conda:

@@ -29,8 +29,9 @@ rule toy_figures:
         metrics=rules.train_toy.output.metrics,
         history=rules.train_toy.output.history,
     output:
-        training="results/toys/{toy}/figures/training.png",
-        attention="results/toys/{toy}/figures/attention.png",
+        training=figure("results/toys/{toy}/figures/training.png", "toys/training"),
+        attention=figure("results/toys/{toy}/figures/attention.png", "toys/attention"),
+        pdf=pdf_of("results/toys/{toy}/figures", "training", "attention"),
     log:
         "results/logs/toy_figures/{toy}.log",
     conda:

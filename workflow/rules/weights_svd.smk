@@ -27,10 +27,13 @@ rule weights_svd_figures:
         tables=rules.decompose_weights.output.tables,
         edits=rules.decompose_weights.output.edits,
     output:
-        tokens="results/weights_svd/{model}/figures/tokens.png",
-        spectra="results/weights_svd/{model}/figures/spectra.png",
-        coherence="results/weights_svd/{model}/figures/coherence.png",
-        edits="results/weights_svd/{model}/figures/edits.png",
+        tokens=figure("results/weights_svd/{model}/figures/tokens.png", "weights_svd/tokens"),
+        spectra=figure("results/weights_svd/{model}/figures/spectra.png", "weights_svd/spectra"),
+        coherence=figure(
+            "results/weights_svd/{model}/figures/coherence.png", "weights_svd/coherence"
+        ),
+        edits=figure("results/weights_svd/{model}/figures/edits.png", "weights_svd/edits"),
+        pdf=pdf_of("results/weights_svd/{model}/figures", "tokens", "spectra", "coherence", "edits"),
     log:
         "results/logs/weights_svd_figures/{model}.log",
     conda:

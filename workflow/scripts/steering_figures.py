@@ -1,6 +1,6 @@
 """Snakemake glue for rule steering_figures (logic: actspace.methods.steering.figures)."""
 
-from actspace.jobs import job
+from actspace.jobs import figure_outputs, job
 from actspace.methods.steering.figures import steering_figures
 
 with job(snakemake):
@@ -8,5 +8,5 @@ with job(snakemake):
         snakemake.input.melbo,
         snakemake.input.vectors,
         snakemake.input.sweep,
-        dict(snakemake.output.items()),
+        figure_outputs(snakemake),
     )

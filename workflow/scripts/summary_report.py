@@ -4,4 +4,9 @@ from actspace.jobs import job
 from actspace.reporting.page import assemble
 
 with job(snakemake):
-    assemble(list(snakemake.input), snakemake.output[0])
+    assemble(
+        list(snakemake.input),
+        snakemake.output.markdown,
+        snakemake.output.page,
+        snakemake.output.table,
+    )

@@ -1,16 +1,22 @@
 """The summary page: every method's headline numbers beside the published ones.
 
-:func:`render_markdown` assembles the per-method summaries (``results/summary/{method}.json``,
-see :mod:`actspace.reporting.rows`) into ``results/summary.md``, the page a reader opens first.
+:func:`assemble` gathers the per-method summaries (``results/summary/{method}.json``, see
+:mod:`actspace.reporting.rows`) into ``results/summary.json`` (all methods, a row without a
+published value says "none published"), ``results/summary.md`` (the page a reader opens
+first) and ``results/summary.html`` (the same tables in the Snakemake report).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+NONE_PUBLISHED = "none published"
+COLUMNS = ("quantity", "value", "unit", "model", "setting", "published", "study (setting)")
 
 
 def _format(value: Any) -> str:
@@ -27,7 +33,7 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
         "# actspace: summary of results",
         "",
         "Each row: a headline number of this run beside the value the original study "
-        "reported (– where the study has none, e.g. pipeline figures).",
+        f"reported ({NONE_PUBLISHED} where the study has none, e.g. pipeline figures).",
         "",
     ]
     for summary in summaries:
@@ -38,25 +44,7 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for row in summary["rows"]:
-            study = row.get("study")
-            if study and row.get("study_setting"):
-                study = f"{study} ({row['study_setting']})"
-            lines.append(
-                "| "
-                + " | ".join(
-                    _format(v)
-                    for v in (
-                        row["quantity"],
-                        row["value"],
-                        row.get("unit"),
-                        row.get("model"),
-                        row.get("setting"),
-                        row.get("published"),
-                        study,
-                    )
-                )
-                + " |"
-            )
+            lines.append("| " + " | ".join(_cells(row)) + " |")
         lines.append("")
         lines += [f"- {note}" for note in summary.get("notes", [])]
         if summary.get("notes"):
@@ -64,7 +52,73 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def assemble(inputs: Sequence[str | os.PathLike], out: str | os.PathLike) -> None:
-    """Read the per-method summaries and write the markdown page."""
+def _cells(row: dict[str, Any]) -> list[str]:
+    """A row's cells in :data:`COLUMNS` order."""
+    study = row.get("study")
+    if study and row.get("study_setting"):
+        study = f"{study} ({row['study_setting']})"
+    published = row.get("published")
+    values = (
+        row["quantity"],
+        row["value"],
+        row.get("unit"),
+        row.get("model"),
+        row.get("setting"),
+        NONE_PUBLISHED if published is None else published,
+        study,
+    )
+    return [_format(v) for v in values]
+
+
+def render_html(summaries: Sequence[dict[str, Any]]) -> str:
+    """The same tables as one standalone HTML page (for the Snakemake report)."""
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>actspace summary</title>",
+        "<style>body{font-family:sans-serif;font-size:13px}table{border-collapse:collapse;"
+        "margin-bottom:1.5em}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}"
+        "th{background:#eee}</style></head><body><h1>actspace: summary of results</h1>",
+    ]
+    for summary in summaries:
+        parts.append(f"<h2>{html.escape(summary['title'])}</h2><table><tr>")
+        parts += [f"<th>{html.escape(c)}</th>" for c in COLUMNS]
+        parts.append("</tr>")
+        for row in summary["rows"]:
+            parts.append(
+                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(row)) + "</tr>"
+            )
+        parts.append("</table>")
+        notes = summary.get("notes", [])
+        if notes:
+            parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def combined(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """All methods' summaries in one object, an explicit "none published" where a row has
+    no published value."""
+    methods = []
+    for summary in summaries:
+        rows = [
+            {
+                **row,
+                "published": NONE_PUBLISHED if row.get("published") is None else row["published"],
+            }
+            for row in summary["rows"]
+        ]
+        methods.append({**summary, "rows": rows})
+    return {"methods": methods}
+
+
+def assemble(
+    inputs: Sequence[str | os.PathLike],
+    markdown: str | os.PathLike,
+    page: str | os.PathLike,
+    table: str | os.PathLike,
+) -> None:
+    """Read the per-method summaries; write the markdown page, the HTML page and the
+    combined JSON."""
     summaries = [json.loads(Path(p).read_text()) for p in inputs]
-    Path(out).write_text(render_markdown(summaries))
+    Path(markdown).write_text(render_markdown(summaries))
+    Path(page).write_text(render_html(summaries))
+    Path(table).write_text(json.dumps(combined(summaries), indent=2) + "\n")
