@@ -124,6 +124,7 @@ rule steering_figures:
         melbo=rules.learn_melbo.output[0],
         vectors=rules.learn_orthogonal_vectors.output[0],
         sweep=rules.steering_radius_sweep.output[0],
+        published=PUBLISHED,
     output:
         kl=figure("results/steering/{model}/{run}/figures/kl.png", "steering/kl"),
         norms=figure("results/steering/{model}/{run}/figures/norms.png", "steering/norms"),

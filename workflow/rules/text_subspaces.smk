@@ -24,7 +24,8 @@ rule find_text_subspaces:
 
 rule text_subspaces_figures:
     input:
-        rules.find_text_subspaces.output.store,
+        store=rules.find_text_subspaces.output.store,
+        published=PUBLISHED,
     output:
         spectrum=figure(
             "results/text_subspaces/{model}/figures/{corpus}.spectrum.png",

@@ -28,6 +28,7 @@ rule toy_figures:
         model=rules.train_toy.output.model,
         metrics=rules.train_toy.output.metrics,
         history=rules.train_toy.output.history,
+        published=PUBLISHED,
     output:
         training=figure("results/toys/{toy}/figures/training.png", "toys/training"),
         attention=figure("results/toys/{toy}/figures/attention.png", "toys/attention"),

@@ -9,4 +9,5 @@ with job(snakemake):
         snakemake.input.vectors,
         snakemake.input.sweep,
         figure_outputs(snakemake),
+        snakemake.input.published,
     )

@@ -4,4 +4,6 @@ from actspace.jobs import figure_outputs, job
 from actspace.methods.text_subspaces.figures import text_subspace_figures
 
 with job(snakemake):
-    text_subspace_figures(snakemake.input[0], **figure_outputs(snakemake))
+    text_subspace_figures(
+        snakemake.input.store, **figure_outputs(snakemake), published=snakemake.input.published
+    )

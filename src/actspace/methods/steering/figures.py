@@ -12,6 +12,7 @@ import torch
 
 from actspace.methods.steering.math import moving_average
 from actspace.plotting import finish, plt, save_figure
+from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
 
 WINDOW = 50  # the reference's moving-average width
@@ -55,7 +56,7 @@ def kl_figure(ortho, out: str | os.PathLike) -> None:
     save_figure(fig, out)
 
 
-def norms_figure(ortho, out: str | os.PathLike) -> None:
+def norms_figure(ortho, out: str | os.PathLike, mark: Mapping | None = None) -> None:
     norms, kept = ortho["norms"][:], ortho["kept"][:]
     index = np.arange(1, len(norms) + 1)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -65,6 +66,10 @@ def norms_figure(ortho, out: str | os.PathLike) -> None:
         x, y = _smooth(norms)
         ax.plot(x, y, color="C0", label="moving average")
     ax.axhline(ortho.attrs["base_norm"], color="black", ls="--", lw=0.8, label="|theta_0|")
+    if mark:
+        ax.axhline(
+            mark["ratio"] * ortho.attrs["base_norm"], color="C3", ls=":", lw=1, label=mark["label"]
+        )
     finish(
         fig,
         ax,
@@ -126,11 +131,17 @@ def melbo_figure(melbo, sweep_csv: str | os.PathLike, out: str | os.PathLike) ->
 
 
 def steering_figures(
-    melbo_store: str, ortho_store: str, sweep_csv: str, outputs: Mapping[str, str]
+    melbo_store: str,
+    ortho_store: str,
+    sweep_csv: str,
+    outputs: Mapping[str, str],
+    published: str | os.PathLike,
 ) -> None:
     melbo = open_store(melbo_store, ["objective_history", "random_objective"])
     ortho = open_store(ortho_store, ["norms", "kept", "kl_i_to_0", "combination_ns"])
     kl_figure(ortho, outputs["kl"])
-    norms_figure(ortho, outputs["norms"])
+    norms_figure(
+        ortho, outputs["norms"], published_values("steering", published)["ortho_norm"].mark
+    )
     combinations_figure(ortho, outputs["combinations"])
     melbo_figure(melbo, sweep_csv, outputs["melbo"])

@@ -7,13 +7,22 @@ import os
 import numpy as np
 
 from actspace.plotting import plt, save_figure, sns
+from actspace.reporting.rows import published_values
 from actspace.store import open_store
 
 
 def text_subspace_figures(
-    store: str | os.PathLike, spectrum: str, nll: str, overlap: str, usage: str
+    store: str | os.PathLike,
+    spectrum: str,
+    nll: str,
+    overlap: str,
+    usage: str,
+    published: str | os.PathLike,
 ) -> None:
-    """The four figures of the text-subspaces study from its store."""
+    """The four figures of the text-subspaces study from its store; the NLL and usage
+    figures mark the study's numbers (k*/d of the meaning-of-life text, least-used /
+    most-used direction)."""
+    ref = published_values("text_subspaces", published)
     group = open_store(store, ["spectra", "k_star", "nll_curves", "overlap", "usage", "k_grid"])
     title = f"{group.attrs['model']} / {group.attrs['corpus']}"
     d = group.attrs["d_model"]
@@ -39,6 +48,8 @@ def text_subspace_figures(
                 continue
             ax.plot(grid, curves[i], color=colour, lw=1.2, label=f"text {i}: k*={ks[i]}")
             ax.axhline(baseline[i], color=colour, ls=":", lw=1)
+        k_published = float(ref["meaning_k_over_d"].value) * d
+        ax.axvline(k_published, color="black", ls="--", lw=0.8, label="published k*, meaning text")
         ax.set(
             xscale="log", title=label, xlabel="k (projection rank)", ylabel="NLL, nats per token"
         )
@@ -72,6 +83,15 @@ def text_subspace_figures(
             values,
             label=f"{label} (min/max {values[-1] / values[0]:.2f})",
         )
+    most = max(float(g["usage"][:][0]) for g in variants.values())
+    ratio = float(ref["usage_min_over_max"].value)
+    ax.axhline(
+        ratio * most,
+        color="black",
+        ls="--",
+        lw=0.8,
+        label=f"published: min/max {ratio:g} (Llama3-8B)",
+    )
     ax.set(
         xlabel="direction (sorted)",
         ylabel="texts using the direction",

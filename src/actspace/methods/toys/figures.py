@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import os
 from typing import Any
 
@@ -12,6 +14,7 @@ from actspace.methods.toys.model import attention_patterns
 from actspace.methods.toys.spec import ToySpec
 from actspace.data.tasks import draw_x, make_sequence
 from actspace.models import load_model
+from actspace.reporting.rows import published_values
 from actspace.plotting import plt, save_figure, sns
 from actspace.store import read_csv
 
@@ -24,9 +27,16 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     }
 
 
-def toy_training_figure(history: str | os.PathLike, metrics: str | os.PathLike, out) -> None:
+def toy_training_figure(
+    history: str | os.PathLike,
+    metrics: str | os.PathLike,
+    out,
+    marks: Mapping[str, float] | None = None,
+) -> None:
     """Held-out loss and sequence accuracy over training steps (the phase change), with the
-    best head scores at each checkpoint."""
+    best head scores at each checkpoint; ``marks``: the public toy's values (accuracy and
+    head scores), drawn as dashed lines."""
+    marks = marks or {}
     log, ckpt = _columns(read_csv(history)), _columns(read_csv(metrics))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(log["step"], log["loss"], label="held-out")
@@ -36,14 +46,22 @@ def toy_training_figure(history: str | os.PathLike, metrics: str | os.PathLike, 
     axes[1].plot(log["step"], log["accuracy"], label="in distribution")
     if "accuracy_long" in log:
         axes[1].plot(log["step"], log["accuracy_long"], label="longer sequences")
+    if "accuracy" in marks:
+        axes[1].axhline(
+            marks["accuracy"], color="black", ls="--", lw=0.8, label="public toy (published)"
+        )
     axes[1].set(xlabel="step", ylabel="sequence accuracy", ylim=(-0.02, 1.02), title="accuracy")
     axes[1].legend()
     scores = [c for c in ("induction_score", "prev_token_score", "bigram_score", "decoy_mass")]
-    for column in scores:
+    for index, column in enumerate(scores):
         if column in ckpt:
-            axes[2].plot(ckpt["step"], ckpt[column], marker="o", ms=3, label=column)
+            axes[2].plot(
+                ckpt["step"], ckpt[column], marker="o", ms=3, label=column, color=f"C{index}"
+            )
+            if column in marks:
+                axes[2].axhline(marks[column], color=f"C{index}", ls="--", lw=0.8)
     axes[2].set(xlabel="step (checkpoints)", ylabel="best head", ylim=(-0.02, 1.02))
-    axes[2].set_title("head scores")
+    axes[2].set_title("head scores (dashed: the public toy's)" if marks else "head scores")
     axes[2].legend(fontsize=7)
     save_figure(fig, out)
 
@@ -86,10 +104,18 @@ def toy_figures_job(
     history: str,
     training: str,
     attention: str,
+    published: str | os.PathLike,
 ) -> None:
-    """Rule ``toy_figures``: the training curves and every head's pattern on a held-out example."""
+    """Rule ``toy_figures``: the training curves (with the public toy's published values)
+    and every head's pattern on a held-out example."""
     spec = ToySpec.from_config(name, entry)
-    toy_training_figure(history, metrics, training)
+    prefix = f"{spec.task.kind}."
+    marks = {
+        key.removeprefix(prefix): float(entry.value)
+        for key, entry in published_values("toys", published).items()
+        if key.startswith(prefix)
+    }
+    toy_training_figure(history, metrics, training, marks)
     adapter = load_model(model)
     rng = np.random.default_rng([spec.settings.seed, 2])
     length = min(spec.task.max_len, 12)
