@@ -471,6 +471,7 @@ def test_every_figure_is_a_png_and_a_pdf_and_the_figures_target_recomputes_nothi
 
 def test_the_summary_has_every_method_with_published_or_none(tiny_workflow):
     from actspace.registry import METHODS
+    from actspace.reporting.rows import VERDICTS
 
     summary = json.loads((tiny_workflow / "results/summary.json").read_text())
     titles = [method["method"] for method in summary["methods"]]
@@ -479,6 +480,7 @@ def test_the_summary_has_every_method_with_published_or_none(tiny_workflow):
         assert method["rows"], method["method"]
         for row in method["rows"]:
             assert row["value"] not in (None, "") and row["published"] not in (None, "")
+            assert row["verdict"] in VERDICTS and row["reason"]
     page = (tiny_workflow / "results/summary.html").read_text()
     assert page.count("<table>") == len(METHODS) and "none published" in page
 

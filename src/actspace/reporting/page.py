@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 NONE_PUBLISHED = "none published"
-COLUMNS = ("quantity", "value", "unit", "model", "setting", "published", "study (setting)")
+COLUMNS = (
+    "quantity",
+    "value",
+    "unit",
+    "model",
+    "setting",
+    "published",
+    "study (setting)",
+    "verdict",
+)
 
 
 def _format(value: Any) -> str:
@@ -40,8 +49,8 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
         lines += [
             f"## {summary['title']}",
             "",
-            "| quantity | value | unit | model | setting | published | study (setting) |",
-            "|---|---|---|---|---|---|---|",
+            "| " + " | ".join(COLUMNS) + " |",
+            "|" + "---|" * len(COLUMNS),
         ]
         for row in summary["rows"]:
             lines.append("| " + " | ".join(_cells(row)) + " |")
@@ -66,6 +75,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         row.get("setting"),
         NONE_PUBLISHED if published is None else published,
         study,
+        f"{row.get('verdict', 'not comparable')}: {row.get('reason', 'no published value')}",
     )
     return [_format(v) for v in values]
 

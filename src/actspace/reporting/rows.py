@@ -4,11 +4,14 @@ Every method writes ``results/summary/{method}.json``::
 
     {"method": ..., "title": ..., "rows": [
         {"quantity": ..., "value": ..., "unit": ..., "model": ..., "setting": ...,
-         "published": ... or null, "study": ... or null, "study_setting": ... or null}],
+         "published": ... or null, "study": ... or null, "study_setting": ... or null,
+         "verdict": "reproduced" | "differs" | "not comparable", "reason": ...}],
      "notes": [...]}  (optional: how to read the numbers)
 
 built by the method's own ``summary`` module from :func:`row`; the published side comes
-from ``published.yaml`` (:func:`published_values`), never from literals in the code.
+from ``published.yaml`` (:func:`published_values`), never from literals in the code. A row
+beside a published value carries the method's verdict on it (:func:`judge`), with the reason
+in one line; a row without one is "not comparable".
 """
 
 from __future__ import annotations
@@ -47,6 +50,38 @@ def published_values(method: str, path: str | os.PathLike = PUBLISHED_PATH) -> d
         raise ActspaceError(f"cannot read the published values in {path}: {err}") from err
 
 
+VERDICTS = ("reproduced", "differs", "not comparable")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """How a number of this run compares with the published one, and why, in one line."""
+
+    verdict: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
+
+
+NO_REFERENCE = Verdict("not comparable", "no published value")
+
+
+def judge(agrees: bool, why_agrees: str, why_not: str) -> Verdict:
+    """``reproduced`` with ``why_agrees`` when the method's criterion holds, else ``differs``
+    with ``why_not``."""
+    return Verdict("reproduced", why_agrees) if agrees else Verdict("differs", why_not)
+
+
+def range_verdict(value: float, published: Published, note: str = "") -> Verdict:
+    """Inside the published range ("low-high") or not; ``note`` adds a caveat."""
+    low, high = (float(x) for x in str(published.value).split("-"))
+    where = "inside" if low <= value <= high else ("below" if value < low else "above")
+    reason = f"{value:.3g} {where} {low:g}-{high:g}" + (f" ({note})" if note else "")
+    return Verdict("reproduced" if where == "inside" else "differs", reason)
+
+
 def row(
     quantity: str,
     value: Any,
@@ -54,8 +89,14 @@ def row(
     setting: str,
     unit: str = "",
     reference: Published | None = None,
+    verdict: Verdict | None = None,
 ) -> dict[str, Any]:
-    """One row of a method's summary: a headline number beside the published one (if any)."""
+    """One row of a method's summary: a headline number beside the published one (if any)
+    and the verdict on the comparison (required when there is a published value)."""
+    if reference is None:
+        verdict = NO_REFERENCE  # whatever was judged, there is nothing published beside it
+    elif verdict is None:
+        raise ValueError(f"summary row {quantity!r} has a published value but no verdict")
     return {
         "quantity": quantity,
         "value": value,
@@ -65,6 +106,8 @@ def row(
         "published": reference.value if reference else None,
         "study": reference.study if reference else None,
         "study_setting": reference.setting if reference else None,
+        "verdict": verdict.verdict,
+        "reason": verdict.reason,
     }
 
 

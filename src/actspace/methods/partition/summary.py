@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from actspace.reporting.rows import method_summary, published_values, row
+from actspace.reporting.rows import judge, method_summary, published_values, range_verdict, row
 from actspace.store import open_store, read_csv
 
 NOTES = [
@@ -40,6 +40,11 @@ def _partition_rows(path: str | os.PathLike, ref: dict) -> list[dict[str, Any]]:
             model,
             setting,
             reference=ref["toy_sizes_stop2"] if toy and stop == 2 else None,
+            verdict=judge(
+                len(attrs["sizes"]) == 2 and attrs["sizes"][0] == attrs["sizes"][1],
+                "two equal subspaces, as the log's 16-d toy",
+                f"not two equal subspaces (d = {attrs['d_model']}; the log's toy: 16)",
+            ),
         ),
         row("steps (stopped by)", f"{attrs['steps']} ({attrs['stopped']})", model, setting),
     ]
@@ -53,6 +58,7 @@ def _partition_rows(path: str | os.PathLike, ref: dict) -> list[dict[str, Any]]:
                 setting,
                 "nats",
                 ref["mean_mi_trained"] if large else None,
+                range_verdict(attrs["mean_mi_trained"], ref["mean_mi_trained"], "GPT-2 small"),
             ),
             row(
                 "mean pairwise MI, random rotation",
@@ -61,6 +67,7 @@ def _partition_rows(path: str | os.PathLike, ref: dict) -> list[dict[str, Any]]:
                 setting,
                 "nats",
                 ref["mean_mi_random"] if large else None,
+                range_verdict(attrs["mean_mi_random"], ref["mean_mi_random"], "GPT-2 small"),
             ),
         ]
     return rows

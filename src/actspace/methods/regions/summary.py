@@ -12,7 +12,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from actspace.methods.regions.read import RegionsResult, VariantResult, read_regions
-from actspace.reporting.rows import method_summary, published_values, row
+from actspace.reporting.rows import Verdict, judge, method_summary, published_values, row
 
 NOTES = [
     "Sharpness: the largest slope of the relative output change r = d / d(1) along the segment "
@@ -21,6 +21,28 @@ NOTES = [
     "It depends on the number of interpolation steps: compare only at the same count.",
     "Toy runs read every stored training checkpoint; their step 0 is the random init.",
 ]
+
+
+MEDIAN_LOW, MEDIAN_HIGH = 2.5, 10  # a factor of 2 around the published median of about 5
+NEAR_LINEAR = 1.2  # the paper's "flat" group: below 1.2
+
+
+def semantic_verdict(groups: list[dict[str, Any]]) -> Verdict:
+    """The paper's pattern: most flat pairs (first group) end in the same token ("essentially
+    every pair") and more often than the sharp ones (second group); not comparable when
+    either group is empty."""
+    flat, sharp = groups[0], groups[1]
+    if not flat["pairs"] or not sharp["pairs"]:
+        return Verdict("not comparable", f"no pairs in '{flat['group']}' or '{sharp['group']}'")
+    flat_share = flat["same_last_token"] / flat["pairs"]
+    sharp_share = sharp["same_last_token"] / sharp["pairs"]
+    return judge(
+        flat_share >= 0.5 and flat_share > sharp_share,
+        f"{flat['same_last_token']} of {flat['pairs']} flat pairs share the last token, "
+        f"{sharp['same_last_token']} of {sharp['pairs']} sharp ones",
+        f"{flat_share:.0%} of the flat pairs share the last token ({sharp_share:.0%} of the "
+        "sharp ones), not most of them",
+    )
 
 
 def quartile_text(variant: VariantResult) -> str:
@@ -57,6 +79,13 @@ def run_rows(result: RegionsResult, ref: Mapping[str, Any], toy: bool) -> list[d
                 result.model,
                 _setting(result, trained),
                 reference=None if toy else ref["median_trained"],
+                verdict=judge(
+                    MEDIAN_LOW <= trained.quartiles[1] <= MEDIAN_HIGH,
+                    f"median {trained.quartiles[1]:.2f}, within a factor 2 of the published "
+                    "about 5 (Qwen2-0.5B)",
+                    f"median {trained.quartiles[1]:.2f} outside {MEDIAN_LOW}-{MEDIAN_HIGH} "
+                    "around the published 5",
+                ),
             )
         )
     if random is not None:
@@ -67,6 +96,11 @@ def run_rows(result: RegionsResult, ref: Mapping[str, Any], toy: bool) -> list[d
                 result.model,
                 _setting(result, random),
                 reference=ref["random_init"],
+                verdict=judge(
+                    random.quartiles[1] <= NEAR_LINEAR,
+                    f"median {random.quartiles[1]:.2f}: near-linear curves",
+                    f"median {random.quartiles[1]:.2f} above {NEAR_LINEAR}: not near-linear",
+                ),
             )
         )
     if sum(v.step is not None for v in result.variants) >= 3:
@@ -79,6 +113,11 @@ def run_rows(result: RegionsResult, ref: Mapping[str, Any], toy: bool) -> list[d
                 result.model,
                 f"{result.corpus}, {result.attrs['settings']['steps']} steps",
                 reference=ref["over_training"],
+                verdict=judge(
+                    points[-1][1] > points[0][1] and rho > 0,
+                    f"sharper at the end than at initialisation (rho {rho:.2f}; not monotone)",
+                    "not sharper at the end of training than at initialisation",
+                ),
             )
         )
     if trained is not None:
@@ -95,6 +134,7 @@ def run_rows(result: RegionsResult, ref: Mapping[str, Any], toy: bool) -> list[d
                     result.model,
                     setting,
                     reference=ref["semantic"] if key == "same_last_token" else None,
+                    verdict=semantic_verdict(groups),
                 )
             )
     return rows
@@ -115,6 +155,11 @@ def size_row(results: Sequence[RegionsResult], ref: Mapping[str, Any]) -> dict[s
         ", ".join(sorted({r.model for r in results})),
         "every run of the config (different tasks for the toys)",
         reference=ref["over_size"],
+        verdict=judge(
+            spearmanr([p[0] for p in points], [p[2] for p in points]).statistic > 0,
+            "larger models have sharper boundaries (across different tasks for the toys)",
+            "no rise with parameter count",
+        ),
     )
 
 

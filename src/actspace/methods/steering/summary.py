@@ -12,8 +12,12 @@ from typing import Any
 import numpy as np
 
 from actspace.methods.steering.math import DIVERSITY_PREFIX, diversity
-from actspace.reporting.rows import method_summary, published_values, row
+from actspace.reporting.rows import judge, method_summary, published_values, row
 from actspace.store import open_store, read_csv
+
+CONTRAST = 5  # learned / random distinct completions (research note, part 4)
+BELOW_CONTROL = 0.6  # share of the searched orthogonal vectors below their random control
+NORM_RATIO = 2  # median norm over theta_0's taken as "about 20 against 7"
 
 NOTES = [
     "Blocks are 0-based; theta is added to the output of the source block at every position "
@@ -75,6 +79,15 @@ def steering_summary(
             f"{o['base_norm']:.2f}), {o['settings']['steps']} Adam steps per vector, "
             f"stopped: {o['stopped']}"
         )
+        learned_n, random_n = div["melbo"]["distinct"], div["melbo_random"]["distinct"]
+        contrast = judge(
+            learned_n >= CONTRAST * max(random_n, 1),
+            f"learned vectors give {learned_n:.1f} distinct completions, at least {CONTRAST}x "
+            f"the random vectors' {random_n:.1f}",
+            f"learned {learned_n:.1f} against random {random_n:.1f} distinct completions: not the "
+            f"published {CONTRAST}x contrast",
+        )
+        ratio = float(np.median(norms)) / o["base_norm"] if len(norms) else 0.0
         rows += [
             row(
                 "distinct greedy completions, MELBO vectors",
@@ -82,6 +95,7 @@ def steering_summary(
                 model,
                 setting,
                 reference=ref["distinct_learned"],
+                verdict=contrast,
             ),
             row(
                 "distinct greedy completions, random vectors of norm R",
@@ -89,6 +103,7 @@ def steering_summary(
                 model,
                 setting,
                 reference=ref["distinct_random"],
+                verdict=contrast,
             ),
             row(
                 f"distinct first {DIVERSITY_PREFIX} tokens, MELBO / random vectors",
@@ -115,6 +130,13 @@ def steering_summary(
                 model,
                 ortho_setting,
                 reference=ref["ortho_below_control"],
+                verdict=judge(
+                    o["n_below_control"] >= BELOW_CONTROL * o["n_vectors"],
+                    f"most of the {o['n_vectors']} searched vectors keep theta_0's effect better "
+                    "than random ones (the published run searched 2047)",
+                    f"fewer than {BELOW_CONTROL:.0%} of the {o['n_vectors']} searched vectors beat "
+                    "the random control",
+                ),
             ),
             row(
                 "norm of the kept orthogonal vectors, median (first 10)",
@@ -126,6 +148,11 @@ def steering_summary(
                 model,
                 ortho_setting,
                 reference=ref["ortho_norm"],
+                verdict=judge(
+                    ratio >= NORM_RATIO,
+                    f"median norm {ratio:.1f}x theta_0's (published about 2.9x)",
+                    f"median norm {ratio:.1f}x theta_0's, against about 2.9x published",
+                ),
             ),
             row(
                 "max |cos| between theta_0 and the kept vectors",

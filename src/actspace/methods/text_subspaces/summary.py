@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from actspace.reporting.rows import Published, row, summary_of_stores
+from actspace.reporting.rows import Published, Verdict, judge, row, summary_of_stores
 
 
 def _store_rows(group: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
@@ -39,6 +39,7 @@ def _store_rows(group: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
                     model,
                     setting,
                     reference=ref["meaning_k_over_d"] if meaning else None,
+                    verdict=_fraction_verdict(k_star[i] / d, ref["meaning_k_over_d"]),
                 )
             )
         rows.append(
@@ -48,6 +49,7 @@ def _store_rows(group: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
                 model,
                 setting,
                 reference=ref["mean_k_over_d"] if seeds else None,
+                verdict=_fraction_verdict(float(np.mean(k_star) / d), ref["mean_k_over_d"]),
             )
         )
         if g.attrs.get("mean_product_error") is not None:
@@ -58,6 +60,7 @@ def _store_rows(group: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
                     model,
                     setting,
                     reference=ref["product_error"] if seeds else None,
+                    verdict=_error_verdict(g.attrs["mean_product_error"], ref["product_error"]),
                 )
             )
         rows.append(
@@ -67,6 +70,11 @@ def _store_rows(group: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
                 model,
                 setting,
                 reference=ref["usage_min_over_max"] if sampled else None,
+                verdict=judge(
+                    g.attrs["usage_min_over_max"] >= float(ref["usage_min_over_max"].value),
+                    "the least-used direction is used by at least half as many texts as the most-used",
+                    "some direction is used by fewer than half as many texts as the most-used",
+                ),
             )
         )
         rows.append(
@@ -97,3 +105,25 @@ def text_subspaces_summary(stores: Sequence[str | os.PathLike], published: str) 
     title = "Text subspaces (per-text SVD of the residual stream)"
     arrays = ["k_star", "overlap", "usage"]
     return summary_of_stores("text_subspaces", title, stores, published, _store_rows, NOTES, arrays)
+
+
+FRACTION_TOLERANCE = 0.3  # relative: k*/d within 30% of the study's counts as reproduced
+ERROR_FACTOR = 3  # the random-subspace prediction's error within 3x the study's
+
+
+def _fraction_verdict(ours: float, published: Published) -> Verdict:
+    theirs = float(published.value)
+    return judge(
+        abs(ours - theirs) <= FRACTION_TOLERANCE * theirs,
+        f"{ours:.2f} of d against {theirs:.2f}: within {FRACTION_TOLERANCE:.0%}",
+        f"{ours:.2f} of d against {theirs:.2f}: off by more than {FRACTION_TOLERANCE:.0%}",
+    )
+
+
+def _error_verdict(ours: float, published: Published) -> Verdict:
+    theirs = float(published.value)
+    return judge(
+        ours <= ERROR_FACTOR * theirs,
+        f"overlaps follow the random-subspace prediction to {ours:.3f} (study: {theirs:g})",
+        f"overlaps depart from the random-subspace prediction by {ours:.3f} (study: {theirs:g})",
+    )

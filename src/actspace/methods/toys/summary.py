@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actspace.methods.toys.spec import ToySpec
-from actspace.reporting.rows import method_summary, published_values, row
+from actspace.reporting.rows import judge, method_summary, published_values, row
 from actspace.store import read_csv
 
 
@@ -53,7 +53,16 @@ def toys_summary(
             elif key == "decoy_mass":
                 quantity += " (of the best bigram head)"
             value = final[key]
-            rows.append(row(quantity, value, name, setting, "", reference))
+            verdict = None
+            if reference is not None:
+                bar = float(reference.value)
+                lower_is_better = key == "decoy_mass"
+                verdict = judge(
+                    value <= bar if lower_is_better else value >= bar,
+                    f"{value:.3f} meets the public toy's {bar:g}",
+                    f"{value:.3f} misses the public toy's {bar:g}",
+                )
+            rows.append(row(quantity, value, name, setting, "", reference, verdict))
         rows.append(row("training time", final["seconds"], name, setting, "s"))
         if name in search_of:
             search = read_csv(search_of[name])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from actspace.methods.weights_svd.read import coherent_fractions, stored_kinds
-from actspace.reporting.rows import Published, row, summary_of_stores
+from actspace.reporting.rows import Published, judge, range_verdict, row, summary_of_stores
 
 
 def _store_rows(store: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
@@ -36,7 +36,10 @@ def _store_rows(store: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
                 ):
                     quantity = f"coherent fraction, {kind}, {scope}, {label}"
                     value = float(values[part].mean())
-                    rows.append(row(quantity, value, model, setting, "", published_value))
+                    verdict = published_value and range_verdict(
+                        value, published_value, "automatic score against hand labels"
+                    )
+                    rows.append(row(quantity, value, model, setting, "", published_value, verdict))
     edit = store.attrs.get("edit") or {}
     if edit:
         where = f"{edit['kind']} layer {edit['layer']}" + (
@@ -57,7 +60,12 @@ def _store_rows(store: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
         ):
             unit = "nats" if "change" in quantity else ""
             reference = ref["edit_rank"] if quantity.startswith("rank") else None
-            rows.append(row(quantity, value, model, setting, unit, reference))
+            verdict = reference and judge(
+                value == 1,
+                "removing the cued direction is the largest drop, as in the paper",
+                f"removing the cued direction is only the {value}th largest drop",
+            )
+            rows.append(row(quantity, value, model, setting, unit, reference, verdict))
     return rows
 
 
