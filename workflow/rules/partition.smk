@@ -83,6 +83,7 @@ rule probe_partition:
 rule partition_figures:
     input:
         rules.partition_site.output[0],
+        published=PUBLISHED,
     output:
         figure("results/partition/{model}/{corpus}/figures/L{layer}{stop}.png", "partition/site"),
         pdf=pdf_of("results/partition/{model}/{corpus}/figures", "L{layer}{stop}"),

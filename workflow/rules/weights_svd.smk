@@ -26,6 +26,7 @@ rule weights_svd_figures:
         store=rules.decompose_weights.output.store,
         tables=rules.decompose_weights.output.tables,
         edits=rules.decompose_weights.output.edits,
+        published=PUBLISHED,
     output:
         tokens=figure("results/weights_svd/{model}/figures/tokens.png", "weights_svd/tokens"),
         spectra=figure("results/weights_svd/{model}/figures/spectra.png", "weights_svd/spectra"),

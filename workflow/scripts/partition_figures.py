@@ -4,4 +4,4 @@ from actspace.jobs import job
 from actspace.methods.partition.figures import partition_figure
 
 with job(snakemake):
-    partition_figure(snakemake.input[0], snakemake.output[0])
+    partition_figure(snakemake.input[0], snakemake.output[0], snakemake.input.published)

@@ -9,4 +9,5 @@ with job(snakemake):
         snakemake.input.tables,
         snakemake.input.edits,
         **figure_outputs(snakemake),
+        published=snakemake.input.published,
     )

@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from actspace.plotting import plt, save_figure, sns
+from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
 
 
@@ -15,9 +16,12 @@ def _site(attrs) -> str:
     return f"{attrs['model']} / {attrs['corpus']}, resid {attrs['layer']}"
 
 
-def partition_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
+def partition_figure(
+    store: str | os.PathLike, out: str | os.PathLike, published: str | os.PathLike
+) -> None:
     """Loss per step (merge rounds marked), subspace count through training, final sizes with
-    their share of the variance, and pairwise MI of the trained vs a random rotation."""
+    their share of the variance, and pairwise MI of the trained vs a random rotation, with
+    the published ranges (GPT-2 small) for a model larger than the toys."""
     group = open_store(store, ["loss", "sizes", "mi_trained", "mi_random"])
     attrs = group.attrs
     loss, sizes = group["loss"][:], group["sizes"][:]
@@ -45,6 +49,20 @@ def partition_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
             "random rotation": group["mi_random"][:][off],
         }
         axes[3].boxplot(list(values.values()), tick_labels=list(values))
+        if attrs["d_model"] > 64:  # the toys' MI is not comparable with GPT-2 small's
+            ref = published_values("partition", published)
+            for x, key in ((1, "mean_mi_trained"), (2, "mean_mi_random")):
+                low, high = (float(v) for v in str(ref[key].value).split("-"))
+                axes[3].fill_between(
+                    [x - 0.4, x + 0.4],
+                    low,
+                    high,
+                    color="grey",
+                    alpha=0.3,
+                    lw=0,
+                    label="published mean, GPT-2 small" if x == 1 else None,
+                )
+            axes[3].legend(fontsize=7)
     axes[3].set(ylabel="pairwise KSG MI (nats)", title="MI between subspaces")
     fig.suptitle(f"Subspace partition (NDM), {_site(attrs)}: sizes {list(map(int, sizes))}")
     save_figure(fig, out)

@@ -14,8 +14,8 @@ from actspace.methods.toys.model import attention_patterns
 from actspace.methods.toys.spec import ToySpec
 from actspace.data.tasks import draw_x, make_sequence
 from actspace.models import load_model
-from actspace.reporting.rows import published_values
 from actspace.plotting import plt, save_figure, sns
+from actspace.reporting.rows import published_values
 from actspace.store import read_csv
 
 

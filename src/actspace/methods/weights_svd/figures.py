@@ -9,6 +9,7 @@ import numpy as np
 
 from actspace.methods.weights_svd.read import coherent_fractions, stored_kinds
 from actspace.plotting import plt, save_figure, sns
+from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
 
 
@@ -20,9 +21,10 @@ def weights_svd_figures(
     spectra: str,
     coherence: str,
     edits: str,
+    published: str | os.PathLike,
 ) -> None:
-    """Token table, spectra against the control, coherent fractions, edit effects;
-    ``tables`` is the folder of token tables (``{kind}.csv``)."""
+    """Token table, spectra against the control, coherent fractions (with the paper's range),
+    edit effects; ``tables`` is the folder of token tables (``{kind}.csv``)."""
     group = open_store(store)
     settings = group.attrs["settings"]
     title = group.attrs["model"]
@@ -72,6 +74,9 @@ def weights_svd_figures(
         axes[0].plot(coherent_fractions(group, kind, control=True), ls=":", color="grey")
         scores = group[kind]["coherence_z"][:]
         axes[1].plot((scores > z).any(axis=2).mean(0), label=kind)
+    reference = published_values("weights_svd", published)["coherent_fraction_all_blocks"]
+    low, high = (float(v) for v in str(reference.value).split("-"))
+    axes[0].axhspan(low, high, color="grey", alpha=0.2, label="published, GPT-2 (LM labels)")
     axes[0].set(xlabel="block", ylabel="fraction coherent", title="by block (dotted: control)")
     axes[1].set(xlabel="singular direction index", ylabel="fraction coherent", title="by direction")
     for ax in axes:
