@@ -21,17 +21,14 @@ site of an activation store (``--store results/activations/smollm2-135m/generate
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from actspace.methods.partition import math as pm
 from actspace.methods.partition.train import orthogonal_rotation
-from machine import machine
+from machine import arguments, write_record
 
 
 def best_of(fn, repeats: int) -> float:
@@ -88,17 +85,16 @@ def counts_kdtree(queries, keys, eps):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--store", help="an activation store (default: Gaussian data)")
-    parser.add_argument("--layer", type=int, default=15)
-    parser.add_argument("--queries", type=int, default=128)
-    parser.add_argument("--keys", type=int, default=8192)
-    parser.add_argument("--unit", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--out", default="results/benchmarks/partition.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = arguments(
+        __doc__,
+        "partition",
+        store=None,  # an activation store (default: Gaussian data)
+        layer=15,
+        queries=128,
+        keys=8192,
+        unit=32,
+        repeats=3,
+    )
     if args.store:
         from actspace.methods.partition.job import site_activations
         from actspace.store import open_store
@@ -162,10 +158,8 @@ def main() -> None:
         "queries": args.queries,
         "keys": n_keys,
         "sizes": sizes,
-        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":

@@ -17,10 +17,7 @@ Writes results/benchmarks/regions.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -29,7 +26,7 @@ from actspace.data.windows import sample_windows
 from actspace.methods.regions import math as rm
 from actspace.methods.regions.passes import clean_pass, patched_outputs, patched_outputs_full
 from actspace.models import load_model
-from machine import machine
+from machine import arguments, smollm2, write_record
 
 
 def timed(fn) -> tuple[float, torch.Tensor]:
@@ -40,18 +37,12 @@ def timed(fn) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - started, result
 
 
+# the default run's shape: 10-token windows, 30 points per pair, 256 rows per pass
+OPTIONS = {"pairs": 32, "steps": 30, "window": 10, "batch_rows": 256}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="results/models/smollm2-135m")
-    parser.add_argument("--corpus", default="results/corpora/smollm2-135m/generated-200.zarr")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--pairs", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--window", type=int, default=10)
-    parser.add_argument("--batch-rows", type=int, default=256)
-    parser.add_argument("--out", default="results/benchmarks/regions.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = arguments(__doc__, "regions", **smollm2("generated-200"), **OPTIONS)
     adapter = load_model(args.model, "cpu")
     documents = documents_of(*read_corpus(args.corpus))
     bos = adapter.manifest.get("bos_token_id")
@@ -108,16 +99,16 @@ def main() -> None:
             "max_relative_difference": diff,
         }
         print(f"{name:<64} {seconds / n_rows:>9.5f} {seconds / plain_seconds:>6.2f} {diff:>12.1e}")
-    record = {
-        "rows": rows,
-        "model": args.model,
-        "pairs": args.pairs,
-        "steps": args.steps,
-        "window": args.window,
-        "machine": machine(),
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(
+        args.out,
+        {
+            "rows": rows,
+            "model": args.model,
+            "pairs": args.pairs,
+            "steps": args.steps,
+            "window": args.window,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -18,10 +18,7 @@ Writes results/benchmarks/steering.json.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
-from pathlib import Path
 
 import torch
 
@@ -34,7 +31,7 @@ from actspace.methods.steering.math import (
     to_sphere,
 )
 from actspace.methods.steering.passes import add_vectors, resid_post, steered_target
-from machine import machine
+from machine import arguments, smollm2, write_record
 
 
 def per_step(fn, steps: int) -> float:
@@ -55,15 +52,13 @@ def plain_target(adapter, ids: list[int], theta: torch.Tensor, source: int, targ
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="results/models/smollm2-135m")
-    parser.add_argument("--corpus", default="results/corpora/smollm2-135m/steering-requests.zarr")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--block", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--out", default="results/benchmarks/steering.json")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = arguments(
+        __doc__,
+        "steering",
+        **smollm2("steering-requests"),
+        block=16,
+        steps=5,
+    )
     adapter = frozen_model(args.model, "cpu")
     docs, _ = read_prompts(args.corpus)
     prompts = batch_of(adapter, docs)
@@ -122,10 +117,8 @@ def main() -> None:
         "prompts": len(docs),
         "prompt_tokens": [len(ids) for ids in docs],
         "blocks": [source, target],
-        "machine": machine(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(args.out, record)
 
 
 if __name__ == "__main__":
