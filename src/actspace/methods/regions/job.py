@@ -220,6 +220,7 @@ def regions_job(
         for variant in variants:
             adapter = load_variant(variant, model_dir, device, s.seed)
             result = measure(adapter, prompts, s, variant.name)
+            del adapter  # one model in memory at a time (an 8B model and its random init)
             write_variant(group, variant, result)
             q = result["arrays"]["quartiles"]
             log.info(
