@@ -8,7 +8,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 from scipy.stats import spearmanr
 
 from actspace.methods.regions.read import RegionsResult, VariantResult, read_regions
