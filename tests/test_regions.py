@@ -16,9 +16,8 @@ from actspace.methods.regions.passes import (
     patched_outputs,
     patched_outputs_full,
     replace_last,
-    write_site,
 )
-from actspace.models import ModelAdapter, random_init, read_manifest
+from actspace.models import ModelAdapter, random_init, read_manifest, resid_post
 from actspace.models.sources import write_model_dir
 from tests.conftest import build_tiny_model, with_defaults
 
@@ -76,14 +75,14 @@ def test_patching_touches_only_the_last_position(tiny):
     ids = prompts_of(tiny, n=3)
     values = torch.randn(3, tiny.d_model, dtype=torch.float64)
     plain = tiny.base_model(input_ids=ids).last_hidden_state
-    with tiny.hooks({write_site(1): replace_last(values)}):
-        _, cache = tiny.run_with_cache(ids, [write_site(1), "blocks.0.hook_resid_post"])
+    with tiny.hooks({resid_post(1): replace_last(values)}):
+        _, cache = tiny.run_with_cache(ids, [resid_post(1), "blocks.0.hook_resid_post"])
         patched = tiny.base_model(input_ids=ids).last_hidden_state
     assert torch.equal(patched[:, :-1], plain[:, :-1])
     assert not torch.allclose(patched[:, -1], plain[:, -1])
-    assert torch.equal(cache[write_site(1)][:, -1], values)
-    _, before = tiny.run_with_cache(ids, [write_site(1)])
-    assert torch.equal(cache[write_site(1)][:, :-1], before[write_site(1)][:, :-1])
+    assert torch.equal(cache[resid_post(1)][:, -1], values)
+    _, before = tiny.run_with_cache(ids, [resid_post(1)])
+    assert torch.equal(cache[resid_post(1)][:, :-1], before[resid_post(1)][:, :-1])
     # the hooks are gone after the block
     assert torch.equal(tiny.base_model(input_ids=ids).last_hidden_state, plain)
 

@@ -4,7 +4,13 @@
 ``sources``  package-gguf / hub / local sources -> a safetensors model directory + manifest
 """
 
-from actspace.models.adapter import AttentionWeights, MLPWeights, ModelAdapter, describe
+from actspace.models.adapter import (
+    AttentionWeights,
+    MLPWeights,
+    ModelAdapter,
+    describe,
+    resid_post,
+)
 from actspace.models.sources import load_model, materialise, random_init, read_manifest
 
 __all__ = [
@@ -16,4 +22,5 @@ __all__ = [
     "materialise",
     "random_init",
     "read_manifest",
+    "resid_post",
 ]

@@ -47,6 +47,11 @@ FAMILIES = {
 }
 
 
+def resid_post(layer: int) -> str:
+    """The hook point of the residual stream leaving block ``layer`` (HF ``hidden_states[layer + 1]``)."""
+    return f"blocks.{layer}.hook_resid_post"
+
+
 def family_of(config: Any) -> str:
     """Adapter family for a transformers config, or a clear error for unsupported ones."""
     model_type = getattr(config, "model_type", None)
@@ -308,7 +313,7 @@ class ModelAdapter:
                 f"blocks.{layer}.hook_resid_pre",
                 f"blocks.{layer}.hook_attn_out",
                 f"blocks.{layer}.hook_mlp_out",
-                f"blocks.{layer}.hook_resid_post",
+                resid_post(layer),
             ]
         return names + ["hook_resid_final"]
 

@@ -233,37 +233,52 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def load_model(model_dir: str | os.PathLike, device: str = "cpu") -> ModelAdapter:
-    """Load a materialised model directory as an adapter, in eval mode, on ``device``."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _trusts_remote_code(manifest: dict[str, Any]) -> bool:
+    return bool(manifest["source"].get("trust_remote_code", False))
 
-    manifest = read_manifest(model_dir)
-    trust = bool(manifest["source"].get("trust_remote_code", False))
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=DTYPES[manifest["dtype"]], use_safetensors=True, trust_remote_code=trust
-    )
+
+def _adapter(
+    model: Any, model_dir: str | os.PathLike, manifest: dict[str, Any], device: str, **flags: Any
+) -> ModelAdapter:
+    """``model`` on ``device`` in eval mode, with the directory's tokenizer, as an adapter
+    carrying ``manifest``."""
+    from transformers import AutoTokenizer
+
     model.to(resolve_device(device)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
-    adapter = ModelAdapter(model, tokenizer, attn_only=manifest.get("attn_only", False))
+    tokenizer = AutoTokenizer.from_pretrained(
+        model_dir, trust_remote_code=_trusts_remote_code(manifest)
+    )
+    adapter = ModelAdapter(model, tokenizer, **flags)
     adapter.manifest = manifest
     return adapter
+
+
+def load_model(model_dir: str | os.PathLike, device: str = "cpu") -> ModelAdapter:
+    """Load a materialised model directory as an adapter, in eval mode, on ``device``."""
+    from transformers import AutoModelForCausalLM
+
+    manifest = read_manifest(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir,
+        dtype=DTYPES[manifest["dtype"]],
+        use_safetensors=True,
+        trust_remote_code=_trusts_remote_code(manifest),
+    )
+    return _adapter(model, model_dir, manifest, device, attn_only=manifest.get("attn_only", False))
 
 
 def random_init(model_dir: str | os.PathLike, seed: int, device: str = "cpu") -> ModelAdapter:
     """The architecture of a materialised model at a seeded random initialisation
     (transformers' own initialisation of that architecture, as the stable-regions authors'
     ``reinit_model.py``), with the model's tokenizer, in eval mode."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     manifest = read_manifest(model_dir)
-    trust = bool(manifest["source"].get("trust_remote_code", False))
+    trust = _trusts_remote_code(manifest)
     config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(
         config, dtype=DTYPES[manifest["dtype"]], trust_remote_code=trust
     )
-    model.to(resolve_device(device)).eval()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
-    adapter = ModelAdapter(model, tokenizer)
-    adapter.manifest = {**manifest, "weights_sha256": None, "random_init_seed": seed}
-    return adapter
+    manifest = {**manifest, "weights_sha256": None, "random_init_seed": seed}
+    return _adapter(model, model_dir, manifest, device)

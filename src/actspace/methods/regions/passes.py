@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from actspace.models import ModelAdapter
+from actspace.models import ModelAdapter, resid_post
 
 CONVENTION = (
     "0-based block indices: the write site is blocks.{write_block}.hook_resid_post (HF "
@@ -30,10 +30,6 @@ def cache_argument(adapter: ModelAdapter) -> str:
     transformers, ``past_key_values`` before (deprecated since)."""
     parameters = inspect.signature(adapter.base_model.forward).parameters
     return "cache" if "cache" in parameters else "past_key_values"
-
-
-def write_site(block: int) -> str:
-    return f"blocks.{block}.hook_resid_post"
 
 
 @dataclass(frozen=True)
@@ -62,7 +58,7 @@ def clean_pass(
         writes.append(activation[:, -1].detach())
 
     unembed = adapter.model.get_output_embeddings()
-    with adapter.hooks({write_site(write_block): record}):
+    with adapter.hooks({resid_post(write_block): record}):
         for start in range(0, ids.shape[0], batch_rows):
             outputs.append(_final_hidden(adapter, ids[start : start + batch_rows]))
     output = torch.cat(outputs)
@@ -89,7 +85,7 @@ def patched_outputs_full(
     """Outputs at the last position of prompt ``ids[i]`` (m, T) with its write site's last
     position replaced by ``values[i]`` (m, d); (m, d). One full pass per row: the plain
     form of :func:`patched_outputs` (the reference its tests and benchmark compare with)."""
-    with adapter.hooks({write_site(write_block): replace_last(values)}):
+    with adapter.hooks({resid_post(write_block): replace_last(values)}):
         return _final_hidden(adapter, ids)
 
 
@@ -119,7 +115,7 @@ def patched_outputs(
         prefix = adapter.base_model(input_ids=contexts[needed, :-1], use_cache=True)
         cache = getattr(prefix, name)
         cache.reorder_cache(local.to(ids.device))  # one copy of its context's cache per row
-        with adapter.hooks({write_site(write_block): replace_last(values[rows])}):
+        with adapter.hooks({resid_post(write_block): replace_last(values[rows])}):
             last = ids[rows, -1:]
             out = adapter.base_model(input_ids=last, use_cache=True, **{name: cache})
         outputs.append(out.last_hidden_state[:, -1])

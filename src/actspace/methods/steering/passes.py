@@ -19,18 +19,13 @@ from dataclasses import dataclass
 import torch
 
 from actspace.data.generation import pad_token_id
-from actspace.models import ModelAdapter
+from actspace.models import ModelAdapter, resid_post
 
 CONVENTION = (
     "0-based block indices; theta is added to blocks.{source}.hook_resid_post (HF "
     "hidden_states[source + 1]) at every position; the target is blocks.{target}.hook_resid_post "
     "(HF hidden_states[target + 1])"
 )
-
-
-def resid_post(block: int) -> str:
-    """The hook point of the residual stream after block ``block``."""
-    return f"blocks.{block}.hook_resid_post"
 
 
 @dataclass(frozen=True)
