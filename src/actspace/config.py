@@ -16,6 +16,19 @@ from actspace.errors import ActspaceError
 from actspace.registry import METHODS, run_check
 
 
+def fill(pattern: str, **wildcards: str) -> str:
+    """``pattern`` with its ``{name}`` wildcards replaced (Snakemake's expand for one value)."""
+    for name, value in wildcards.items():
+        pattern = pattern.replace("{" + name + "}", value)
+    return pattern
+
+
+def per_target(targets: list[dict[str, str]], pattern: str | list[str]) -> list[str]:
+    """``pattern`` (or each of a list) filled with every target's wildcards, in order."""
+    patterns = [pattern] if isinstance(pattern, str) else pattern
+    return [fill(p, **target) for target in targets for p in patterns]
+
+
 def check_names(section: str, names: list[str], config: Mapping[str, Any], key: str) -> None:
     """Raise unless every name is a key of ``config[key]`` (``section``: where they are listed)."""
     for name in names:

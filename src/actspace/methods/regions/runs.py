@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from actspace.config import check_names
+from actspace.config import check_names, per_target
 from actspace.errors import ActspaceError
 
 RUN_KEYS = ("runs",)  # not settings of a regions job
@@ -24,12 +24,7 @@ def run_targets(config: Mapping[str, Any]) -> list[dict[str, str]]:
 
 def per_run(config: Mapping[str, Any], pattern: str | list[str]) -> list[str]:
     """``pattern`` (or each of a list) for every run, in config order."""
-    patterns = [pattern] if isinstance(pattern, str) else pattern
-    return [
-        p.replace("{model}", target["model"]).replace("{corpus}", target["corpus"])
-        for target in run_targets(config)
-        for p in patterns
-    ]
+    return per_target(run_targets(config), pattern)
 
 
 def series(config: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from actspace.config import check_names
+from actspace.config import check_names, fill, per_target
 from actspace.errors import ActspaceError
 
 PARTS = ("melbo", "ortho", "sweep", "generate")
@@ -37,13 +37,6 @@ def base_file(config: Mapping[str, Any], run: str) -> list[str]:
     return [path] if path else []
 
 
-def fill(pattern: str, **wildcards: str) -> str:
-    """``pattern`` with its ``{name}`` wildcards replaced (Snakemake's expand for one value)."""
-    for name, value in wildcards.items():
-        pattern = pattern.replace("{" + name + "}", value)
-    return pattern
-
-
 def corpus_input(config: Mapping[str, Any], wildcards: Any, pattern: str) -> str:
     """Input function: the tokenised prompts of a run (``pattern``: the corpus store's)."""
     return fill(pattern, model=wildcards.model, corpus=run_corpus(config, wildcards.run))
@@ -51,8 +44,7 @@ def corpus_input(config: Mapping[str, Any], wildcards: Any, pattern: str) -> str
 
 def per_run(config: Mapping[str, Any], pattern: str | list[str]) -> list[str]:
     """``pattern`` (or each of a list) for every configured run."""
-    patterns = [pattern] if isinstance(pattern, str) else pattern
-    return [fill(p, **target) for target in run_targets(config) for p in patterns]
+    return per_target(run_targets(config), pattern)
 
 
 def check_config(config: Mapping[str, Any]) -> None:
