@@ -40,6 +40,12 @@ class Published:
     setting: str
     mark: Any = None
 
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a value published as a range, "low-high"."""
+        low, high = (float(x) for x in str(self.value).split("-"))
+        return low, high
+
 
 def published_values(method: str, path: str | os.PathLike = PUBLISHED_PATH) -> dict[str, Published]:
     """The published values of one method, by key (an empty dict when it has none)."""
@@ -76,7 +82,7 @@ def judge(agrees: bool, why_agrees: str, why_not: str) -> Verdict:
 
 def range_verdict(value: float, published: Published, note: str = "") -> Verdict:
     """Inside the published range ("low-high") or not; ``note`` adds a caveat."""
-    low, high = (float(x) for x in str(published.value).split("-"))
+    low, high = published.bounds
     where = "inside" if low <= value <= high else ("below" if value < low else "above")
     reason = f"{value:.3g} {where} {low:g}-{high:g}" + (f" ({note})" if note else "")
     return Verdict("reproduced" if where == "inside" else "differs", reason)

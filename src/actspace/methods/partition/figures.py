@@ -52,7 +52,7 @@ def partition_figure(
         if attrs["d_model"] > 64:  # the toys' MI is not comparable with GPT-2 small's
             ref = published_values("partition", published)
             for x, key in ((1, "mean_mi_trained"), (2, "mean_mi_random")):
-                low, high = (float(v) for v in str(ref[key].value).split("-"))
+                low, high = ref[key].bounds
                 axes[3].fill_between(
                     [x - 0.4, x + 0.4],
                     low,

@@ -75,7 +75,7 @@ def weights_svd_figures(
         scores = group[kind]["coherence_z"][:]
         axes[1].plot((scores > z).any(axis=2).mean(0), label=kind)
     reference = published_values("weights_svd", published)["coherent_fraction_all_blocks"]
-    low, high = (float(v) for v in str(reference.value).split("-"))
+    low, high = reference.bounds
     axes[0].axhspan(low, high, color="grey", alpha=0.2, label="published, GPT-2 (LM labels)")
     axes[0].set(xlabel="block", ylabel="fraction coherent", title="by block (dotted: control)")
     axes[1].set(xlabel="singular direction index", ylabel="fraction coherent", title="by direction")
