@@ -61,6 +61,16 @@ class RegionSettings(SectionSettings):
     slice_anchor: int
     seed: int
 
+    @property
+    def slice_anchors(self) -> list[int]:
+        """The three prompts whose activations span the slice's plane."""
+        return list(range(self.slice_anchor, self.slice_anchor + 3))
+
+    @property
+    def slice_grid(self) -> torch.Tensor:
+        """The slice's grid coordinates along each axis, float64."""
+        return torch.linspace(*self.slice_range, self.slice_steps, dtype=torch.float64)
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -162,9 +172,8 @@ def slice_distances(
     """The authors' slice: the plane through the write activations of prompts anchor,
     anchor + 1, anchor + 2; each grid point patched into each anchor's context and compared
     with that anchor's own output: (3, G, G) distances indexed [anchor, beta, alpha], and t."""
-    anchors = list(range(s.slice_anchor, s.slice_anchor + 3))
-    grid = torch.linspace(*s.slice_range, s.slice_steps, dtype=torch.float64)
-    points, t = rm.slice_points(*(clean.write[i] for i in anchors), grid)
+    anchors = s.slice_anchors
+    points, t = rm.slice_points(*(clean.write[i] for i in anchors), s.slice_grid)
     flat = points.flatten(0, 1)
     dist = []
     for k in anchors:
@@ -185,10 +194,10 @@ def regions_job(
     """Rule ``find_stable_regions`` (see the module docstring for the store)."""
     s = RegionSettings.from_config(settings)
     manifest = read_manifest(model_dir)
-    if s.n_prompts < max(2, s.slice_anchor + 3):
+    if s.n_prompts < max(2, s.slice_anchors[-1] + 1):
         raise ActspaceError(
             f"regions: n_prompts {s.n_prompts} gives no pair or no slice anchors "
-            f"(slice_anchor {s.slice_anchor} needs {s.slice_anchor + 3} prompts)"
+            f"(slice_anchor {s.slice_anchor} needs {s.slice_anchors[-1] + 1} prompts)"
         )
     documents = documents_of(*read_corpus(corpus))
     tokens, origin = sample_windows(
@@ -206,7 +215,7 @@ def regions_job(
         convention=CONVENTION.format(write_block=s.write_block),
         output="final hidden state after the final norm at the last position; d = Euclidean",
         variants=[v.name for v in variants],
-        slice_anchors=list(range(s.slice_anchor, s.slice_anchor + 3)),
+        slice_anchors=s.slice_anchors,
     )
     with atomic_store(out, attrs) as group:
         group.create_array("prompts", data=tokens.astype(np.int32))
@@ -215,8 +224,7 @@ def regions_job(
         group.create_array("pair_b", data=b.numpy())
         group.create_array("alphas", data=rm.alphas(s.steps).numpy())
         group.create_array("same_last_token", data=(prompts[a, -1] == prompts[b, -1]).numpy())
-        grid = torch.linspace(*s.slice_range, s.slice_steps, dtype=torch.float64)
-        group.create_array("slice_grid", data=grid.numpy())
+        group.create_array("slice_grid", data=s.slice_grid.numpy())
         for variant in variants:
             adapter = load_variant(variant, model_dir, device, s.seed)
             result = measure(adapter, prompts, s, variant.name)
