@@ -61,19 +61,23 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _published(row: dict[str, Any]) -> Any:
+    """The published value of a row, or :data:`NONE_PUBLISHED`."""
+    return NONE_PUBLISHED if row.get("published") is None else row["published"]
+
+
 def _cells(row: dict[str, Any]) -> list[str]:
     """A row's cells in :data:`COLUMNS` order."""
     study = row.get("study")
     if study and row.get("study_setting"):
         study = f"{study} ({row['study_setting']})"
-    published = row.get("published")
     values = (
         row["quantity"],
         row["value"],
         row.get("unit"),
         row.get("model"),
         row.get("setting"),
-        NONE_PUBLISHED if published is None else published,
+        _published(row),
         study,
         f"{row.get('verdict', 'not comparable')}: {row.get('reason', 'no published value')}",
     )
@@ -109,13 +113,7 @@ def combined(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     no published value."""
     methods = []
     for summary in summaries:
-        rows = [
-            {
-                **row,
-                "published": NONE_PUBLISHED if row.get("published") is None else row["published"],
-            }
-            for row in summary["rows"]
-        ]
+        rows = [{**row, "published": _published(row)} for row in summary["rows"]]
         methods.append({**summary, "rows": rows})
     return {"methods": methods}
 
