@@ -173,7 +173,7 @@ def training_figure(
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     drawn = 0
     for result in results:
-        stepped = [v for v in result.variants if v.step is not None]
+        stepped = result.checkpoints
         if len(stepped) >= 2:
             _errorbar(ax, [v.step for v in stepped], stepped, marker="o", label=result.model)
             drawn += 1

@@ -55,8 +55,9 @@ class RegionsResult:
         return next((v for v in self.variants if v.kind == kind), None)
 
     @property
-    def has_checkpoints(self) -> bool:
-        return any(v.step is not None for v in self.variants)
+    def checkpoints(self) -> list[VariantResult]:
+        """The variants with a training step (a toy's stored checkpoints), in order."""
+        return [v for v in self.variants if v.step is not None]
 
 
 def read_regions(path: str | os.PathLike) -> RegionsResult:

@@ -60,7 +60,7 @@ def _setting(result: RegionsResult, variant: VariantResult) -> str:
 
 def training_trend(result: RegionsResult) -> tuple[list[tuple[int, float]], float]:
     """(step, median) of every checkpoint and the Spearman correlation of median with step."""
-    points = [(v.step, float(v.quartiles[1])) for v in result.variants if v.step is not None]
+    points = [(v.step, float(v.quartiles[1])) for v in result.checkpoints]
     if len(points) < 3:
         return points, float("nan")
     steps, medians = zip(*points)
@@ -102,7 +102,7 @@ def run_rows(result: RegionsResult, ref: Mapping[str, Any], toy: bool) -> list[d
                 ),
             )
         )
-    if sum(v.step is not None for v in result.variants) >= 3:
+    if len(result.checkpoints) >= 3:
         points, rho = training_trend(result)
         rows.append(
             row(
