@@ -11,6 +11,11 @@ prints every (matrix, direction, sign) whose singular vector points at the query
 
 continues the prompt with a stored steering vector added after its source block (greedy,
 or sampled with ``--seed``), as the steering job wrote its generations.
+
+    actspace readme --summary results/summary.json
+
+copies a finished run's summary to docs/summary-of-results.json and regenerates the README's
+"Summary of results" tables from it (``--check``: only say whether they are in step).
 """
 
 from __future__ import annotations
@@ -44,8 +49,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     steer.add_argument("--norm", type=float, default=None, help="rescale the vector to this norm")
     steer.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    readme = commands.add_parser("readme", help="regenerate the README's summary of results")
+    readme.add_argument("--summary", help="a run's results/summary.json to take in first")
+    readme.add_argument("--snapshot", default="docs/summary-of-results.json")
+    readme.add_argument("--readme", default="README.md")
+    readme.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     args = parser.parse_args(argv)
     try:
+        if args.command == "readme":
+            from actspace.reporting.readme import update_readme
+
+            in_step = update_readme(args.readme, args.snapshot, args.summary, args.check)
+            if not in_step:
+                print(
+                    f"{args.readme} does not show {args.snapshot}: run `actspace readme`",
+                    file=sys.stderr,
+                )
+            return 0 if in_step else 1
         if args.command == "steer":
             from actspace.methods.steering.command import steer_text
 

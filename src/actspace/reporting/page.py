@@ -11,9 +11,11 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from actspace.provenance import package_versions, utc_now
 
 NONE_PUBLISHED = "none published"
 COLUMNS = (
@@ -28,7 +30,8 @@ COLUMNS = (
 )
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A cell's text: 4 significant digits for floats, a dash for a missing value."""
     if value is None:
         return "–"
     if isinstance(value, float):
@@ -53,7 +56,7 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
             "|" + "---|" * len(COLUMNS),
         ]
         for row in summary["rows"]:
-            lines.append("| " + " | ".join(_cells(row)) + " |")
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
         lines.append("")
         lines += [f"- {note}" for note in summary.get("notes", [])]
         if summary.get("notes"):
@@ -61,7 +64,7 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _published(row: dict[str, Any]) -> Any:
+def published_of(row: Mapping[str, Any]) -> Any:
     """The published value of a row, or :data:`NONE_PUBLISHED`."""
     return NONE_PUBLISHED if row.get("published") is None else row["published"]
 
@@ -77,11 +80,11 @@ def _cells(row: dict[str, Any]) -> list[str]:
         row.get("unit"),
         row.get("model"),
         row.get("setting"),
-        _published(row),
+        published_of(row),
         study,
         f"{row.get('verdict', 'not comparable')}: {row.get('reason', 'no published value')}",
     )
-    return [_format(v) for v in values]
+    return [format_value(v) for v in values]
 
 
 def render_html(summaries: Sequence[dict[str, Any]]) -> str:
@@ -110,12 +113,14 @@ def render_html(summaries: Sequence[dict[str, Any]]) -> str:
 
 def combined(summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """All methods' summaries in one object, an explicit "none published" where a row has
-    no published value."""
+    no published value, and when and by which versions it was assembled."""
     methods = []
     for summary in summaries:
-        rows = [{**row, "published": _published(row)} for row in summary["rows"]]
+        rows = [{**row, "published": published_of(row)} for row in summary["rows"]]
         methods.append({**summary, "rows": rows})
-    return {"methods": methods}
+    versions = package_versions()
+    run = {"created": utc_now(), "actspace": versions.get("actspace"), "versions": versions}
+    return {"run": run, "methods": methods}
 
 
 def assemble(
