@@ -260,7 +260,9 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def tiny_workflow(tmp_path_factory, tiny_llama_dir) -> Path:
     """A finished run of the whole DAG on the tiny model; returns its working directory."""
     workdir = tmp_path_factory.mktemp("tiny-workflow")
-    result = run_workflow(workdir, tiny_workflow_config(tiny_llama_dir))
+    # `all` and the architecture search, a named target outside it
+    config = tiny_workflow_config(tiny_llama_dir)
+    result = run_workflow(workdir, config, "--rerun-incomplete", "all", "toy_searches")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 

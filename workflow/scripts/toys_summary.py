@@ -9,7 +9,6 @@ with job(snakemake):
         snakemake.params.toys,
         list(snakemake.input.metrics),
         list(snakemake.input.heads),
-        list(snakemake.input.searches),
         snakemake.input.published,
     )
     write_json(summary, snakemake.output[0])

@@ -29,7 +29,11 @@ def partition_figure(
     axes[0].plot(np.arange(1, len(loss) + 1), loss, lw=0.6)
     for merge in attrs["merges"]:
         axes[0].axvline(merge["step"], color="grey", ls=":", lw=0.8)
-    axes[0].set(xlabel="step", ylabel="mean NN distance", title="NDM loss (dotted: merge rounds)")
+    axes[0].set(
+        xlabel="step",
+        ylabel="mean NN distance (activation units)",
+        title="NDM loss (dotted: merge rounds)",
+    )
     merges = attrs["merges"]
     steps = [1] + [m["step"] for m in merges] + [attrs["steps"]]
     counts = [len(merges[0]["sizes"]) if merges else len(sizes)]

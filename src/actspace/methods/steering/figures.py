@@ -75,7 +75,7 @@ def norms_figure(ortho, out: str | os.PathLike, mark: Mapping | None = None) -> 
         ax,
         out,
         xlabel="orthogonal vector i",
-        ylabel="|theta_i|",
+        ylabel="||theta_i|| (residual-stream units)",
         title=f"MELBO-ortho norms, {_title(ortho.attrs)}",
     )
 
@@ -112,7 +112,7 @@ def melbo_figure(melbo, sweep_csv: str | os.PathLike, out: str | os.PathLike) ->
     )
     axes[0].set(
         xlabel="step",
-        ylabel="MELBO objective",
+        ylabel="MELBO objective (activation units)",
         title=f"MELBO vectors (R = {melbo.attrs['settings']['radius']})",
     )
     axes[0].legend(fontsize=7)

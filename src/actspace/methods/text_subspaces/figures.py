@@ -33,7 +33,11 @@ def text_subspace_figures(
         spectra = g["spectra"][:]
         for i in range(min(len(spectra), 8)):
             ax.semilogy(np.arange(1, d + 1), spectra[i] + 1e-12, lw=1, label=f"text {i}")
-        ax.set(title=f"{label}", xlabel="singular value index", ylabel="singular value of M_t")
+        ax.set(
+            title=f"{label}",
+            xlabel="singular value index",
+            ylabel="singular value of M_t (activation units)",
+        )
     axes[0].legend(fontsize=7)
     fig.suptitle(f"Singular values of the text matrices, {title}")
     save_figure(fig, spectrum)

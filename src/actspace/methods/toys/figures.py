@@ -60,7 +60,9 @@ def toy_training_figure(
             )
             if column in marks:
                 axes[2].axhline(marks[column], color=f"C{index}", ls="--", lw=0.8)
-    axes[2].set(xlabel="step (checkpoints)", ylabel="best head", ylim=(-0.02, 1.02))
+    axes[2].set(
+        xlabel="step (checkpoints)", ylabel="best head score (attention mass)", ylim=(-0.02, 1.02)
+    )
     axes[2].set_title("head scores (dashed: the public toy's)" if marks else "head scores")
     axes[2].legend(fontsize=7)
     save_figure(fig, out)

@@ -15,19 +15,14 @@ def toys_summary(
     toys: dict[str, dict[str, Any]],
     metrics: Sequence[str | os.PathLike],
     heads: Sequence[str | os.PathLike],
-    searches: Sequence[str | os.PathLike],
     published: str | os.PathLike,
 ) -> dict[str, Any]:
-    """Final accuracy and best head scores of every toy, the search's smallest passing
-    architecture, beside the public toys' numbers.
+    """Final accuracy and best head scores of every toy beside the public toys' numbers.
 
     ``metrics`` and ``heads`` are the tables of each toy of ``toys`` (config entries), in
-    order; ``searches`` those of the toys with a ``search:`` entry, in order; ``published`` is
-    the file of published values (:mod:`actspace.reporting.rows`).
+    order; ``published`` is the file of published values (:mod:`actspace.reporting.rows`).
     """
     ref = published_values("toys", published)
-    searched = [name for name, entry in toys.items() if "search" in entry]
-    search_of = dict(zip(searched, searches, strict=True))
     rows = []
     for (name, entry), metrics_csv, heads_csv in zip(toys.items(), metrics, heads, strict=True):
         spec = ToySpec.from_config(name, entry)
@@ -64,22 +59,6 @@ def toys_summary(
                 )
             rows.append(row(quantity, value, name, setting, "", reference, verdict))
         rows.append(row("training time", final["seconds"], name, setting, "s"))
-        if name in search_of:
-            search = read_csv(search_of[name])
-            passing = [r for r in search if r["passes"] == "True"]
-            chosen = (
-                f"{passing[0]['n_layers']}L x {passing[0]['n_heads']}H, d={passing[0]['d_model']}"
-                if passing
-                else "none passes"
-            )
-            rows.append(
-                row(
-                    "smallest architecture passing the bars",
-                    chosen,
-                    name,
-                    f"search of {len(search)}",
-                )
-            )
     notes = [
         "Accuracy: held-out sequences whose every copied token and <eos> is predicted right; "
         "head scores: the best head of each kind (definitions in actspace.methods.toys.heads).",

@@ -62,7 +62,9 @@ def weights_svd_figures(
             S = group[f"{key}_S"][:] if label == "trained" else group["control"][f"{kind}_S"][:]
             S = S.reshape(-1, S.shape[-1])
             ax.semilogy(S.mean(0), color=colour, label=label)
-        ax.set(title=kind, xlabel="index", ylabel="mean singular value")
+        ax.set(
+            title=kind, xlabel="singular value index", ylabel="mean singular value (weight units)"
+        )
         ax.legend(fontsize=7)
     fig.suptitle(f"{title}: singular value spectra")
     save_figure(fig, spectra)
@@ -98,7 +100,7 @@ def weights_svd_figures(
         axes[0].bar(range(len(changes)), changes, color=colours)
         axes[0].set(
             xlabel="removed singular direction",
-            ylabel=f"change in log p({edit['token']!r})",
+            ylabel=f"change in log p({edit['token']!r}) (nats)",
             title=f"{edit['kind']} {where} (red: the cued direction)",
         )
         candidates = edit["candidates"]
