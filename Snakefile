@@ -28,6 +28,7 @@ include: "workflow/rules/summary.smk"
 
 
 rule all:
+    localrule: True
     default_target: True
     input:
         rules.summary_report.output,

@@ -179,6 +179,7 @@ rule partition_summary:
 
 
 rule partition:
+    localrule: True
     input:
         [
             expand(list(rules.partition_figures.output), **job)

@@ -97,6 +97,7 @@ rule regions_summary:
 
 
 rule regions:
+    localrule: True
     input:
         regions_runs.per_run(config, list(rules.regions_figures.output)),
         rules.regions_overview.output,

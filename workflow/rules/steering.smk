@@ -171,6 +171,7 @@ rule steering_summary:
 
 
 rule steering:
+    localrule: True
     input:
         steering_runs.per_run(config, list(rules.steering_figures.output)),
         steering_runs.per_run(config, list(rules.steering_generations.output)),

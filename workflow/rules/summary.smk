@@ -20,5 +20,6 @@ rule summary_report:
 
 
 rule figures:
+    localrule: True
     input:
         figure_targets(),
