@@ -28,8 +28,8 @@ include: "workflow/rules/summary.smk"
 
 
 rule all:
-    localrule: True
     default_target: True
     input:
         rules.summary_report.output,
         method_targets(),
+    localrule: True

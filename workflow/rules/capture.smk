@@ -40,7 +40,7 @@ rule capture_summary:
 
 
 rule capture:
-    localrule: True
     input:
         rules.capture_summary.input.stores,
         rules.capture_summary.output,
+    localrule: True

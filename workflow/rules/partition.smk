@@ -179,7 +179,6 @@ rule partition_summary:
 
 
 rule partition:
-    localrule: True
     input:
         [
             expand(list(rules.partition_figures.output), **job)
@@ -191,3 +190,4 @@ rule partition:
             for job in partition_sites.circuits(config)
         ],
         rules.partition_summary.output if partition_sites.sites(config) else [],
+    localrule: True

@@ -97,8 +97,8 @@ rule regions_summary:
 
 
 rule regions:
-    localrule: True
     input:
         regions_runs.per_run(config, list(rules.regions_figures.output)),
         rules.regions_overview.output,
         rules.regions_summary.output,
+    localrule: True

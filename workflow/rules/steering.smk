@@ -171,9 +171,9 @@ rule steering_summary:
 
 
 rule steering:
-    localrule: True
     input:
         steering_runs.per_run(config, list(rules.steering_figures.output)),
         steering_runs.per_run(config, list(rules.steering_generations.output)),
         steering_runs.per_run(config, rules.export_steering_vectors.output[0]),
         rules.steering_summary.output,
+    localrule: True

@@ -20,6 +20,6 @@ rule summary_report:
 
 
 rule figures:
-    localrule: True
     input:
         figure_targets(),
+    localrule: True

@@ -80,8 +80,8 @@ rule text_subspaces_summary:
 
 
 rule text_subspaces:
-    localrule: True
     input:
         per_model_and_corpus("text_subspaces", list(rules.text_subspaces_figures.output)),
         per_model_and_corpus("text_subspaces", rules.find_text_subspaces.output.generations),
         rules.text_subspaces_summary.output,
+    localrule: True

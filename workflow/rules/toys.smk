@@ -89,16 +89,16 @@ rule toys_summary:
 
 
 rule toys:
-    localrule: True
     input:
         expand(rules.train_toy.output.metrics, toy=trained_toys(config)),
         expand(list(rules.toy_figures.output), toy=trained_toys(config)),
         rules.toys_summary.output if trained_toys(config) else [],
+    localrule: True
 
 
 # The architecture search is a named target, not part of `rule all` or `toys`: it serves no
 # published figure or number and would be ~30 minutes of the default run on 2 CPU cores.
 rule toy_searches:
-    localrule: True
     input:
         expand(rules.toy_search.output, toy=searched_toys(config)),
+    localrule: True

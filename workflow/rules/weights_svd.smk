@@ -70,8 +70,8 @@ rule weights_svd_summary:
 
 
 rule weights_svd:
-    localrule: True
     input:
         expand(list(rules.weights_svd_figures.output), model=config["weights_svd"]["models"]),
         expand(rules.decompose_weights.output.queries, model=config["weights_svd"]["models"]),
         rules.weights_svd_summary.output,
+    localrule: True
