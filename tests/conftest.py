@@ -19,6 +19,24 @@ import yaml
 from actspace.models.tokenizers import word_level_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
+_SECONDS_PER_FILE: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    """Add each test's setup, call and teardown time to its file's total."""
+    path = report.nodeid.split("::", 1)[0]
+    _SECONDS_PER_FILE[path] = _SECONDS_PER_FILE.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The suite's time per test file (a session fixture, e.g. the shared CI-profile run,
+    counts toward the file of the first test that uses it)."""
+    if not _SECONDS_PER_FILE:
+        return
+    terminalreporter.section("time per test file")
+    for path, seconds in sorted(_SECONDS_PER_FILE.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+    terminalreporter.write_line(f"{sum(_SECONDS_PER_FILE.values()):8.1f} s  in all")
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 WORDS = "the cat sat on a mat dog ran to red blue green big small one two three".split()
 
