@@ -37,6 +37,8 @@ def pytest_terminal_summary(terminalreporter) -> None:
     for path, seconds in sorted(_SECONDS_PER_FILE.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
     terminalreporter.write_line(f"{sum(_SECONDS_PER_FILE.values()):8.1f} s  in all")
+
+
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
 WORDS = "the cat sat on a mat dog ran to red blue green big small one two three".split()
 

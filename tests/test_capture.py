@@ -39,23 +39,37 @@ def test_batches_respect_the_token_budget():
         assert len(group) == 1 or max(lengths) * len(group) <= 10
 
 
-def test_chunk_writer_writes_every_row_once():
-    array = np.full((23, 2), -1.0)
+@pytest.mark.parametrize("background", [False, True])
+def test_chunk_writer_writes_every_row_once(background):
+    """Layer-major blocks land token-major, in chunk-aligned writes, also from the thread."""
+    array = np.full((23, 3, 2), -1.0)
     writes = []
 
     class Recorder:
         def __setitem__(self, key, value):
-            writes.append((key.start, key.stop))
+            writes.append((key[0].start, key[0].stop))
             array[key] = value
 
-    writer = ChunkWriter(Recorder(), chunk_rows=5)
-    rows = np.arange(46, dtype=float).reshape(23, 2)
+    writer = ChunkWriter(Recorder(), chunk_rows=5, background=background)
+    rows = np.arange(23 * 3 * 2, dtype=float).reshape(23, 3, 2)
     for start, stop in [(0, 3), (3, 4), (4, 12), (12, 23)]:
-        writer.append(rows[start:stop])
+        writer.append(np.ascontiguousarray(rows[start:stop].transpose(1, 0, 2)))
     writer.close()
     np.testing.assert_array_equal(array, rows)
     assert all(start % 5 == 0 for start, _ in writes)  # chunk-aligned writes only
-    assert all((stop - start) % 5 == 0 for start, stop in writes[:-1])
+    assert all((stop - start) % 5 == 0 or stop == 23 for start, stop in writes)  # but the end
+
+
+def test_a_failed_background_write_is_raised():
+    class Full:
+        def __setitem__(self, key, value):
+            raise OSError("No space left on device")
+
+    writer = ChunkWriter(Full(), chunk_rows=2)
+    writer.append(np.zeros((1, 4, 1)))
+    with pytest.raises(OSError, match="No space"):
+        writer.append(np.zeros((1, 4, 1)))
+        writer.close()
 
 
 @pytest.mark.parametrize("batch_tokens", [1, 16, 1000])

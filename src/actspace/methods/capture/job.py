@@ -12,21 +12,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from actspace.data.batching import batches
 from actspace.data.corpora import documents_of, read_corpus
 from actspace.data.generation import pad_token_id
-from actspace.methods.capture.record import ChunkWriter, residuals_of_batch
+from actspace.methods.capture.record import ChunkWriter, layer_major_residuals
 from actspace.models import ModelAdapter, load_model
 from actspace.settings import SectionSettings
 from actspace.store import atomic_store, compressors_for, provenance, stored_bytes
 
 log = logging.getLogger(__name__)
 
-STORAGE_DTYPES = {"float32": np.float32, "float16": np.float16}
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ def capture_residuals(
             "resid",
             shape=(n_tokens, n_slots, d_model),
             chunks=(min(chunk_tokens, max(n_tokens, 1)), 1, d_model),
-            dtype=storage,
+            dtype=dtype,
             compressors=compressors_for(codec),
             fill_value=0,
         )
@@ -89,9 +88,9 @@ def capture_residuals(
         started = time.perf_counter()
         for batch in batches(offsets, batch_tokens):
             docs = [documents[i] for i in batch]
-            rows = residuals_of_batch(adapter, docs, pad_id)
-            writer.append(rows.to("cpu", torch.float32).numpy().astype(storage, copy=False))
-            progress.update(len(rows))
+            block = layer_major_residuals(adapter, docs, pad_id, storage)
+            writer.append(block.numpy())
+            progress.update(block.shape[1])
         writer.close()
         elapsed = time.perf_counter() - started
         progress.close()

@@ -4,12 +4,13 @@
 ``resid[t, n_layers]`` the output of the last block before the final norm, for token ``t`` of
 the corpus (documents concatenated, no padding rows). Documents run in right-padded batches
 of at most ``batch_tokens`` padded tokens; rows are written in whole chunks of ``chunk_tokens``
-tokens x one layer x d_model, so memory stays bounded by a batch plus a chunk whatever the
-corpus size.
+tokens x one layer x d_model, by a background thread while the next batch runs, so memory
+stays bounded by two batches plus a chunk whatever the corpus size.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -25,49 +26,106 @@ def residual_hook_names(n_layers: int) -> list[str]:
 
 
 @torch.no_grad()
-def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int) -> torch.Tensor:
-    """Residual stream of a batch of documents, (sum of lengths, n_layers + 1, d_model).
+def layer_major_residuals(
+    adapter: ModelAdapter,
+    docs: list[np.ndarray],
+    pad_id: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Residual stream of a batch of documents, layer-major: (n_layers + 1, sum of lengths,
+    d_model) on the CPU in ``dtype``.
 
-    Right padding keeps every real token at its own position (rotary or learned), and the
-    causal mask keeps real tokens from seeing padding; padding rows are dropped.
+    Each hook copies its layer's real rows straight into the output as the forward pass
+    produces them (device copy and dtype conversion in one step, padding rows dropped), so
+    no stack of all layers is ever built and no layer outlives its block. Right padding keeps
+    every real token at its own position (rotary or learned), and the causal mask keeps real
+    tokens from seeing padding.
     """
     lengths = [len(doc) for doc in docs]
     ids, mask = right_pad(docs, pad_id)
     names = residual_hook_names(adapter.n_layers)
-    _, cache = adapter.run_with_cache(
-        ids.to(adapter.device), names, attention_mask=mask.to(adapter.device), logits=False
-    )
-    stacked = torch.stack([cache[name] for name in names], dim=2)  # (batch, pos, L+1, d)
-    return torch.cat([stacked[row, :length] for row, length in enumerate(lengths)])
+    out = torch.empty((len(names), sum(lengths), adapter.d_model), dtype=dtype)
+    padded = sum(lengths) < mask.numel()
+    real = mask.reshape(-1).nonzero().squeeze(1).to(adapter.device) if padded else None
+
+    def store(slot: int):
+        def hook(activation: torch.Tensor, name: str) -> None:
+            rows = activation.reshape(-1, activation.shape[-1])
+            out[slot].copy_(rows.index_select(0, real) if padded else rows)
+
+        return hook
+
+    with adapter.hooks({name: store(slot) for slot, name in enumerate(names)}):
+        adapter.base_model(input_ids=ids.to(adapter.device), attention_mask=mask.to(adapter.device))
+    return out
+
+
+def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int) -> torch.Tensor:
+    """Residual stream of a batch of documents, token-major: (sum of lengths, n_layers + 1,
+    d_model), float32 (a view of :func:`layer_major_residuals`)."""
+    return layer_major_residuals(adapter, docs, pad_id).transpose(0, 1)
 
 
 class ChunkWriter:
-    """Append rows to a Zarr array, writing only whole, chunk-aligned blocks until the end."""
+    """Append layer-major blocks (n_layers + 1, rows, d_model) to a token-major Zarr array
+    (tokens, n_layers + 1, d_model), writing only whole, chunk-aligned row ranges until the end.
 
-    def __init__(self, array: Any, chunk_rows: int):
+    With ``background`` the Zarr writes (encoding and file I/O) run in one worker thread, so
+    a batch's write overlaps the next batch's forward pass; at most one write is in flight,
+    so memory stays bounded by two blocks. A failed write is raised by the next ``append``
+    or by ``close``.
+    """
+
+    def __init__(self, array: Any, chunk_rows: int, background: bool = True):
         self.array = array
         self.chunk_rows = chunk_rows
         self.pending: list[np.ndarray] = []
         self.n_pending = 0
         self.written = 0
+        self.worker = ThreadPoolExecutor(max_workers=1) if background else None
+        self.in_flight: Future | None = None
 
-    def append(self, rows: np.ndarray) -> None:
-        self.pending.append(rows)
-        self.n_pending += len(rows)
+    def append(self, block: np.ndarray) -> None:
+        self.pending.append(block)
+        self.n_pending += block.shape[1]
         if self.n_pending >= self.chunk_rows:
             self._flush(final=False)
 
     def close(self) -> None:
-        self._flush(final=True)
+        """Write what is left and wait for every write (raising a failed one)."""
+        try:
+            self._flush(final=True)
+            self._wait()
+        finally:
+            if self.worker is not None:
+                self.worker.shutdown(wait=True)
+
+    def _wait(self) -> None:
+        if self.in_flight is not None:
+            future, self.in_flight = self.in_flight, None
+            future.result()
 
     def _flush(self, final: bool) -> None:
         if not self.pending:
             return
-        block = np.concatenate(self.pending)
-        n_out = len(block) if final else (len(block) // self.chunk_rows) * self.chunk_rows
-        if n_out:
-            self.array[self.written : self.written + n_out] = block[:n_out]
-            self.written += n_out
-        rest = block[n_out:]
-        self.pending = [rest] if len(rest) else []
-        self.n_pending = len(rest)
+        block = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending, 1)
+        n_rows = block.shape[1]
+        n_out = n_rows if final else (n_rows // self.chunk_rows) * self.chunk_rows
+        rest = block[:, n_out:]
+        self.pending = [rest] if rest.shape[1] else []
+        self.n_pending = rest.shape[1]
+        if not n_out:
+            return
+        start, self.written = self.written, self.written + n_out
+        self._wait()  # one write in flight at most
+        if self.worker is None:
+            self._write(start, block[:, :n_out])
+        else:
+            self.in_flight = self.worker.submit(self._write, start, block[:, :n_out])
+
+    def _write(self, start: int, block: np.ndarray) -> None:
+        # one layer at a time: each slice is contiguous and maps onto whole chunks, about 3x
+        # faster than one write of the transposed block (which Zarr copies chunk by chunk)
+        stop = start + block.shape[1]
+        for slot in range(block.shape[0]):
+            self.array[start:stop, slot] = block[slot]
