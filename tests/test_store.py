@@ -5,7 +5,7 @@ import pytest
 import zarr
 
 from actspace.errors import ActspaceError
-from actspace.store import atomic_store, open_store, provenance
+from actspace.store import atomic_store, open_store, provenance, verify_store
 
 
 def test_store_round_trip_with_provenance(tmp_path):
@@ -66,3 +66,72 @@ def test_write_csv_columns_format_and_no_temp_left(tmp_path):
     write_csv(out, [{"a": 1, "b": 2}], fields=["b", "a"])
     assert out.read_text().splitlines() == ["b,a", "2,1"]
     assert [p.name for p in out.parent.iterdir()] == ["table.csv"]
+
+
+def _store_with_blank_chunk(path, compressors="auto"):
+    """A store whose array has 3 chunks, the middle one all fill value (zeros)."""
+    data = np.arange(12, dtype=np.float32).reshape(6, 2)
+    data[2:4] = 0
+    with atomic_store(path, {}) as group:
+        group.create_array("x", data=data, chunks=(2, 2), compressors=compressors)
+        group.create_group("sub").create_array("y", data=np.ones(4), chunks=(2,))
+    return data
+
+
+@pytest.mark.parametrize("compressors", ["auto", None])
+def test_every_chunk_is_written_and_checksummed(tmp_path, compressors):
+    path = tmp_path / "a.zarr"
+    data = _store_with_blank_chunk(path, compressors)
+    group = open_store(path, ["x", "sub/y"])
+    assert group["x"].nchunks_initialized == 3  # the blank chunk is a file too
+    assert type(group["x"].metadata.codecs[-1]).__name__ == "Crc32cCodec"
+    assert type(group["sub/y"].metadata.codecs[-1]).__name__ == "Crc32cCodec"
+    np.testing.assert_array_equal(group["x"][:], data)
+    assert verify_store(path) == 5
+
+
+def test_a_deleted_chunk_is_refused_not_read_as_zeros(tmp_path):
+    path = tmp_path / "a.zarr"
+    _store_with_blank_chunk(path)
+    (path / "x" / "c" / "2" / "0").unlink()
+    for read in (
+        lambda: open_store(path, ["x"]),
+        lambda: open_store(path),
+        lambda: verify_store(path),
+    ):
+        with pytest.raises(ActspaceError, match=r"'x'.*(2 of its 3 chunk|lacks 1 chunk)") as err:
+            read()
+        assert f"snakemake --forcerun {path}" in str(err.value)
+
+
+def test_changed_bytes_fail_the_checksum_naming_the_chunk(tmp_path):
+    path = tmp_path / "a.zarr"
+    _store_with_blank_chunk(path, None)
+    chunk = path / "x" / "c" / "1" / "0"
+    raw = bytearray(chunk.read_bytes())
+    raw[3] ^= 0x01
+    chunk.write_bytes(bytes(raw))
+    group = open_store(path, ["x"])  # present, so it opens; the read is what fails
+    with pytest.raises(ValueError, match="checksum"):
+        group["x"][:]
+    with pytest.raises(ActspaceError, match=r"'x', chunk \[2:4, 0:2\] fails its crc32c"):
+        verify_store(path)
+
+
+def test_a_job_names_the_damaged_input_store(tmp_path, capsys):
+    """The glue turns Zarr's bare checksum error into one line naming store, chunk, fix."""
+    from types import SimpleNamespace
+
+    from actspace.jobs import job
+
+    path = tmp_path / "a.zarr"
+    _store_with_blank_chunk(path, None)
+    chunk = path / "x" / "c" / "0" / "0"
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"\x00")
+    smk = SimpleNamespace(input=[str(path)], log=[], threads=1, rule="reader")
+    with pytest.raises(SystemExit):
+        with job(smk):
+            open_store(path, ["x"])["x"][:]
+    message = capsys.readouterr().err
+    assert "error in rule reader" in message and "chunk [0:2, 0:2]" in message
+    assert "forcerun" in message and "Traceback" not in message

@@ -37,12 +37,33 @@ def job(smk: Any) -> Iterator[None]:
 
         torch.set_num_threads(max(1, int(smk.threads)))
         try:
-            yield
+            try:
+                yield
+            except ValueError as err:
+                if "checksum" not in str(err):
+                    raise
+                raise damaged_input(smk, err) from None
         except ActspaceError as err:
             message = f"actspace: error in rule {smk.rule}: {err}"
             logging.getLogger("actspace").error("%s", err)
             print(message, file=terminal)
             raise SystemExit(1) from None
+
+
+def damaged_input(smk: Any, err: Exception) -> ActspaceError:
+    """The error for a chunk that failed its checksum: which input store, which chunk, and
+    how to rebuild it (found by verifying each input store)."""
+    from pathlib import Path
+
+    from actspace.store import verify_store
+
+    for path in smk.input:
+        if (Path(path) / "zarr.json").is_file():
+            try:
+                verify_store(path)
+            except ActspaceError as found:
+                return found
+    return ActspaceError(f"an input chunk failed its checksum ({err}); inputs: {list(smk.input)}")
 
 
 def figure_outputs(smk: Any) -> dict[str, str]:

@@ -1,15 +1,19 @@
-"""Zarr v3 stores written atomically, with provenance attributes.
+"""Zarr v3 stores written atomically, with provenance attributes and checked chunks.
 
 Every intermediate of the pipeline is a Zarr v3 group. A writer builds it under a hidden
 temporary name beside the target and renames it into place only when the job succeeded, so an
-interrupted run never leaves a store that looks complete. Readers check the ``complete`` mark
-and the arrays they need, and name the store when something is wrong.
+interrupted run never leaves a store that looks complete. Every array ends its codec chain
+with Zarr's ``crc32c`` checksum codec (verified by Zarr on every read of a chunk) and writes
+every chunk, even one equal to the fill value, so that a missing chunk file means damage,
+never "all zeros". Readers check the ``complete`` mark, the arrays they need and that each
+array has all its chunks, and name the store and the fix when something is wrong.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -40,6 +44,53 @@ def compressors_for(codec: str) -> Any:
     if codec == "blosc-lz4":
         return [zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")]
     raise ActspaceError(f"unknown codec {codec!r}; choose one of {', '.join(CODECS)}")
+
+
+# set on a store whose arrays carry checksums and every chunk (see module docstring); older
+# stores lack it and are read without the chunk count check
+CHECKED = "checked_chunks"
+
+
+def with_checksum(compressors: Any = "auto") -> tuple[Any, ...]:
+    """``compressors`` (as Zarr's ``create_array`` takes them; "auto" = Zarr's default zstd)
+    followed by the crc32c checksum codec."""
+    if isinstance(compressors, str) and compressors == "auto":
+        base: tuple[Any, ...] = (zarr.codecs.ZstdCodec(),)
+    elif compressors is None:
+        base = ()
+    elif isinstance(compressors, (list, tuple)):
+        base = tuple(compressors)
+    else:
+        base = (compressors,)
+    return (*base, zarr.codecs.Crc32cCodec())
+
+
+class CheckedGroup:
+    """A group being written: every array it creates gets the checksum codec last; every
+    other attribute is the underlying :class:`zarr.Group`'s."""
+
+    def __init__(self, group: zarr.Group):
+        self._group = group
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._group, name)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._group[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._group
+
+    def create_array(self, name: str, *, compressors: Any = "auto", **kwargs: Any) -> Any:
+        return self._group.create_array(name, compressors=with_checksum(compressors), **kwargs)
+
+    def create_group(self, name: str, **kwargs: Any) -> CheckedGroup:
+        return CheckedGroup(self._group.create_group(name, **kwargs))
+
+
+def rerun_hint(path: str | os.PathLike) -> str:
+    """How to rebuild a damaged result."""
+    return f"delete it or rerun the job that wrote it: snakemake --forcerun {path}"
 
 
 def provenance(**fields: Any) -> dict[str, Any]:
@@ -95,12 +146,15 @@ def atomic_store(
     with atomic_directory(path, overwrite) as tmp:
         group = zarr.open_group(tmp, mode="w", zarr_format=3)
         group.attrs.update(dict(attrs))
-        yield group
+        with zarr.config.set({"array.write_empty_chunks": True}):
+            yield CheckedGroup(group)
+        group.attrs[CHECKED] = True
         group.attrs["complete"] = True
 
 
 def open_store(path: str | os.PathLike, arrays: Sequence[str] = ()) -> zarr.Group:
-    """Open a finished store read-only, checking it is complete and holds ``arrays``."""
+    """Open a finished store read-only, checking it is complete, holds ``arrays`` and that
+    every array has all its chunks (stores written with checksums)."""
     path = Path(path)
     if not path.exists():
         raise ActspaceError(f"store {path} does not exist")
@@ -110,11 +164,61 @@ def open_store(path: str | os.PathLike, arrays: Sequence[str] = ()) -> zarr.Grou
         raise ActspaceError(f"store {path} is not a readable Zarr v3 group ({err})") from err
     if not group.attrs.get("complete", False):
         raise ActspaceError(f"store {path} is incomplete (its writer did not finish); rerun it")
-    present = set(group.array_keys())
+    present = dict(_all_arrays(group))
     missing = [name for name in arrays if name not in present]
     if missing:
         raise ActspaceError(f"store {path} lacks the arrays {missing} (corrupt or foreign store)")
+    if group.attrs.get(CHECKED, False):
+        for name, array in present.items() if not arrays else ((n, present[n]) for n in arrays):
+            if array.nchunks_initialized < array.nchunks:
+                raise ActspaceError(
+                    f"store {path}: array {name!r} has {array.nchunks_initialized} of its "
+                    f"{array.nchunks} chunk files (some were deleted or never written); the "
+                    f"store is damaged: {rerun_hint(path)}"
+                )
     return group
+
+
+def verify_store(path: str | os.PathLike) -> int:
+    """Read every chunk of every array of a store (Zarr checks each chunk's crc32c on read);
+    raise an :class:`ActspaceError` naming the first damaged array and chunk. Returns the
+    number of chunks checked."""
+    group = open_store(path)
+    checked = 0
+    for name, array in _all_arrays(group):
+        if array.nchunks_initialized < array.nchunks:
+            raise ActspaceError(
+                f"store {path}: array {name!r} lacks "
+                f"{array.nchunks - array.nchunks_initialized} chunk files; {rerun_hint(path)}"
+            )
+        for region in _chunk_regions(array):
+            try:
+                array[region]
+            except ValueError as err:
+                if "checksum" not in str(err):
+                    raise
+                where = ", ".join(f"{s.start}:{s.stop}" for s in region)
+                raise ActspaceError(
+                    f"store {path}: array {name!r}, chunk [{where}] fails its crc32c checksum "
+                    f"(changed on disk); {rerun_hint(path)}"
+                ) from None
+            checked += 1
+    return checked
+
+
+def _all_arrays(group: zarr.Group, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    for name, member in group.members():
+        if isinstance(member, zarr.Group):
+            yield from _all_arrays(member, f"{prefix}{name}/")
+        else:
+            yield f"{prefix}{name}", member
+
+
+def _chunk_regions(array: Any) -> Iterator[tuple[slice, ...]]:
+    """The index region of each chunk of ``array``."""
+    grid = [range(0, max(n, 1), c) for n, c in zip(array.shape, array.chunks)]
+    for corner in itertools.product(*grid):
+        yield tuple(slice(a, min(a + c, n)) for a, c, n in zip(corner, array.chunks, array.shape))
 
 
 def stored_bytes(path: str | os.PathLike) -> int:

@@ -1,0 +1,101 @@
+"""Pipeline benchmark: Snakemake's own overhead on a finished run, and what a change reruns.
+
+Run from a working directory whose default run has finished (``make run``):
+
+- the wall time of a no-op ``snakemake`` (goal: under 5 s), and of its dry run;
+- for one setting of each method, changed in a config file layered over
+  ``config/config.yaml``: the jobs a dry run plans, which must be that method's jobs, their
+  dependents and the summary page only.
+
+    python benchmarks/pipeline.py --workdir . --threads 2
+
+Writes results/benchmarks/pipeline.json (under the working directory).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from machine import arguments, write_record
+
+REPO = Path(__file__).resolve().parents[1]
+# one setting per method, (section, key path, new value), and the rules it may rerun
+CHANGES = {
+    "text_subspaces": (("text_subspaces", "curve_texts"), 7, ["find_text_subspaces"]),
+    "weights_svd": (("weights_svd", "k_tokens"), 19, ["decompose_weights"]),
+    "partition": (("partition", "probe_test_share"), 0.3, ["probe_partition"]),
+    "steering": (("steering", "generate", "tokens"), 31, ["steering_generations"]),
+    "regions": (("regions", "slice_steps"), 17, ["find_stable_regions"]),
+}
+# jobs any change may add: figures and summaries of the changed method, the summary page
+DOWNSTREAM = re.compile(r"(_figures?|_summary|_overview|^summary_report|^probe_figure)$|^all$")
+
+
+def snakemake(workdir: Path, *args: str) -> tuple[float, str]:
+    """Wall seconds and stdout of ``snakemake`` in ``workdir`` on the repo's Snakefile."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+    started = time.perf_counter()
+    result = subprocess.run([*command, *args], cwd=workdir, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if result.returncode:
+        raise SystemExit(f"snakemake {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+    return seconds, result.stdout + result.stderr
+
+
+def planned(output: str) -> dict[str, int]:
+    """Job counts of a dry run's job table."""
+    table = output.split("Job stats:")[-1] if "Job stats:" in output else ""
+    return {
+        name: int(count)
+        for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, flags=re.M)
+        if name != "total"
+    }
+
+
+def main() -> None:
+    args = arguments(__doc__, "pipeline", workdir=".")
+    workdir = Path(args.workdir).resolve()
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    dry, out = snakemake(workdir, "--dry-run")
+    if planned(out):
+        raise SystemExit(f"the run in {workdir} is not finished: {planned(out)}")
+    noop, _ = snakemake(workdir)
+    record = {"noop_seconds": noop, "noop_dry_run_seconds": dry, "changes": {}}
+    print(f"no-op snakemake {noop:.1f} s (dry run {dry:.1f} s); goal < 5 s")
+    with tempfile.TemporaryDirectory() as tmp:
+        for method, (path, value, rules) in CHANGES.items():
+            changed = {path[0]: dict(config[path[0]])}
+            section = changed[path[0]]
+            for key in path[1:-1]:
+                section[key] = dict(section[key])
+                section = section[key]
+            section[path[-1]] = value
+            layer = Path(tmp) / f"{method}.yaml"
+            layer.write_text(yaml.safe_dump(changed))
+            configfiles = [str(REPO / "config" / "config.yaml"), str(layer)]
+            seconds, out = snakemake(workdir, "--dry-run", "--configfile", *configfiles)
+            jobs = planned(out)
+            unexpected = sorted(
+                name for name in jobs if name not in rules and not DOWNSTREAM.search(name)
+            )
+            only = not unexpected and any(name in jobs for name in rules)
+            record["changes"][method] = {
+                "setting": ".".join(path) + f" = {value}",
+                "planned": jobs,
+                "only_that_method": only,
+                "dry_run_seconds": seconds,
+            }
+            verdict = "only its jobs" if only else f"also {unexpected}"
+            print(f"{'.'.join(path)} = {value}: {sum(jobs.values())} jobs planned, {verdict}")
+    write_record(str(workdir / args.out), record)
+
+
+if __name__ == "__main__":
+    main()
