@@ -88,6 +88,9 @@ def test_every_chunk_is_written_and_checksummed(tmp_path, compressors):
     assert type(group["sub/y"].metadata.codecs[-1]).__name__ == "Crc32cCodec"
     np.testing.assert_array_equal(group["x"][:], data)
     assert verify_store(path) == 5
+    from actspace.cli import main
+
+    assert main(["verify", str(path)]) == 0
 
 
 def test_a_deleted_chunk_is_refused_not_read_as_zeros(tmp_path):
@@ -116,6 +119,9 @@ def test_changed_bytes_fail_the_checksum_naming_the_chunk(tmp_path):
         group["x"][:]
     with pytest.raises(ActspaceError, match=r"'x', chunk \[2:4, 0:2\] fails its crc32c"):
         verify_store(path)
+    from actspace.cli import main
+
+    assert main(["verify", str(path)]) == 1
 
 
 def test_a_job_names_the_damaged_input_store(tmp_path, capsys):

@@ -12,6 +12,10 @@ prints every (matrix, direction, sign) whose singular vector points at the query
 continues the prompt with a stored steering vector added after its source block (greedy,
 or sampled with ``--seed``), as the steering job wrote its generations.
 
+    actspace verify results/activations/smollm2-135m/generated-200.zarr
+
+reads every chunk of a store, checking each one's crc32c checksum and that none is missing.
+
     actspace readme --summary results/summary.json
 
 copies a finished run's summary to docs/summary-of-results.json and regenerates the README's
@@ -49,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     steer.add_argument("--norm", type=float, default=None, help="rescale the vector to this norm")
     steer.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    verify = commands.add_parser("verify", help="check every chunk of stores (checksums)")
+    verify.add_argument("stores", nargs="+", help="Zarr stores under results/")
     readme = commands.add_parser("readme", help="regenerate the README's summary of results")
     readme.add_argument("--summary", help="a run's results/summary.json to take in first")
     readme.add_argument("--snapshot", default="docs/summary-of-results.json")
@@ -56,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     readme.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     args = parser.parse_args(argv)
     try:
+        if args.command == "verify":
+            from actspace.store import verify_store
+
+            for store in args.stores:
+                print(f"{store}: {verify_store(store)} chunks, every checksum matches")
+            return 0
         if args.command == "readme":
             from actspace.reporting.readme import update_readme
 
