@@ -14,6 +14,8 @@ from actspace.errors import ActspaceError
 from actspace.registry import METHODS, enabled_methods
 from conftest import REPO, SCHEMA, TINY_TOYS, with_defaults
 
+SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
 def test_a_registered_method_has_its_rule_file_section_and_package(method):
@@ -115,3 +117,22 @@ def test_a_regions_run_needs_defined_names_once_and_a_series_with_its_step():
         check_references(config)
     config["regions"]["runs"][0]["step"] = 1000
     check_references(config)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c["partition"].update(unit_sise=8), "unknown key 'unit_sise' in partition"),
+        (lambda c: c["capture"].update(batch_tokens=0), "capture.batch_tokens: 0 is less than"),
+        (lambda c: c["steering"]["melbo"].update(p="two"), "steering.melbo.p: 'two' is not of"),
+    ],
+)
+def test_a_schema_error_is_one_line_naming_where(change, message):
+    from actspace.config import check_schema
+
+    config = _config()
+    check_schema(config, SCHEMA_PATH)  # the CI profile itself passes
+    change(config)
+    with pytest.raises(ActspaceError, match=re.escape(message)) as err:
+        check_schema(config, SCHEMA_PATH)
+    assert "\n" not in str(err.value)

@@ -1,5 +1,7 @@
 """Atomic Zarr v3 stores: complete-or-absent, never silently overwritten, damage named."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import zarr
@@ -141,3 +143,32 @@ def test_a_job_names_the_damaged_input_store(tmp_path, capsys):
     message = capsys.readouterr().err
     assert "error in rule reader" in message and "chunk [0:2, 0:2]" in message
     assert "forcerun" in message and "Traceback" not in message
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
+    """SIGKILL leaves `.{name}.tmp-{pid}`; the next writer of that output removes it (its
+    process is gone), never a temporary of a process that still runs."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "a.zarr"
+    script = (
+        "import os, sys, signal\n"
+        "sys.path[:0] = [sys.argv[2]]\n"
+        "from actspace.store import atomic_store\n"
+        "with atomic_store(sys.argv[1], {}) as group:\n"
+        "    group.create_array('x', shape=(10,), dtype='f4')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    result = subprocess.run([sys.executable, "-c", script, str(path), src])
+    assert result.returncode == -9
+    stale = list(tmp_path.glob(".a.zarr.tmp-*"))
+    assert len(stale) == 1 and not path.exists()
+    living = tmp_path / f".a.zarr.tmp-{os.getppid()}"  # a process that still runs
+    living.mkdir()
+    with atomic_store(path, {}) as group:
+        group.create_array("x", data=np.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.zarr", living.name])
+    np.testing.assert_array_equal(open_store(path, ["x"])["x"][:], np.ones(2))

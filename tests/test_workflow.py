@@ -311,6 +311,15 @@ def test_config_key_of_the_wrong_type(workdir, tiny_llama_dir):
     assert "batch_tokens" in result.stderr
 
 
+def test_a_config_typo_names_the_key_and_the_allowed_keys(workdir, tiny_llama_dir):
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["capture"]["dtyp"] = "float16"
+    result = _fails_cleanly(workdir, config, "unknown key 'dtyp' in capture; allowed: ")
+    assert "dtype" in result.stderr and "residual-stream capture" in result.stderr
+    assert "additionalProperties" not in result.stderr  # not the schema printed whole
+    assert "'type': 'object'" not in result.stderr
+
+
 def test_empty_prompt_list(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["corpora"]["tiny-prompts"]["prompts"] = []

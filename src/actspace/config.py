@@ -9,11 +9,41 @@ input never touches earlier results.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from actspace.errors import ActspaceError
 from actspace.registry import METHODS, run_check
+
+
+def check_schema(config: Mapping[str, Any], schema_path: str | os.PathLike) -> None:
+    """Check ``config`` against the schema and raise one clear error for the first problem:
+    where it is (``capture.dtyp``), what is wrong, and for an unknown key the keys allowed
+    there and what the section is for (instead of the schema printed whole)."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(dict(config)))
+    if error is None:
+        return
+    where = ".".join(str(part) for part in error.absolute_path) or "the config"
+    about = error.schema.get("description")
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        message = (
+            f"config: unknown key {', '.join(repr(k) for k in unknown)} in {where}; "
+            f"allowed: {', '.join(allowed) or 'none'}"
+        )
+    else:
+        message = f"config: {where}: {error.message}"
+    if about:
+        message += f" ({where}: {about})"
+    raise ActspaceError(message)
 
 
 def fill(pattern: str, **wildcards: str) -> str:

@@ -3,10 +3,12 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from actspace.config import check_references
+from actspace.config import check_references, check_schema
 from actspace.provenance import code_hash
 from actspace.registry import METHODS, enabled_methods
 
+# one clear line for a bad key or value; then Snakemake's validation fills in the defaults
+check_schema(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 check_references(config)
 
