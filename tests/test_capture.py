@@ -103,3 +103,25 @@ def test_float16_storage_and_codec(tmp_path, tiny):
     assert group["resid"].dtype == np.float16
     assert attrs["codec"] == "zstd" and attrs["tokens_per_s"] > 0
     assert 0 < attrs["bytes_per_activation"] < 4
+
+
+@pytest.mark.parametrize(
+    ("dtype", "scale", "message"),
+    [
+        ("float32", float("nan"), r"capture: NaN in resid\[:, 2\]"),
+        ("float16", 1e9, r"capture: Inf in resid\[:, 2\].*set capture.dtype: float32"),
+    ],
+)
+def test_a_non_finite_residual_stops_the_capture(tmp_path, tiny, dtype, scale, message):
+    """NaN from the model, or a value beyond float16's range, stops the job naming the
+    layer and documents; no store is left behind."""
+    from actspace.errors import ActspaceError
+
+    root, _ = tiny
+    adapter = load_model(root / "model")  # a fresh copy: the fixture's stays intact
+    with torch.no_grad():
+        block = adapter.base_model.layers[1]
+        block.mlp.down_proj.weight.mul_(scale)  # the stream after block 1 = resid[:, 2]
+    with pytest.raises(ActspaceError, match=message):
+        capture_residuals(adapter, root / "p.zarr", tmp_path / "n.zarr", settings(dtype=dtype))
+    assert not (tmp_path / "n.zarr").exists()

@@ -174,6 +174,14 @@ def test_same_seed_same_weights_and_attention_only_is_exact():
     assert metrics[-1]["loss"] < metrics[0]["loss"]
 
 
+def test_a_diverging_training_stops_naming_the_step():
+    from actspace.errors import ActspaceError
+
+    arch = shape(n_layers=2, n_heads=2, d_model=16, n_positions=16)
+    with pytest.raises(ActspaceError, match=r"copy loss is (nan|inf) at step \d+; lower train.lr"):
+        train(COPY, arch, settings(**{**TINY, "lr": 1e30}), progress=False)
+
+
 def test_shared_length_batches_have_no_padding_and_every_length():
     """One x length per batch (no padding), drawn over the task's whole range."""
     shared = settings(steps=1, batch_size=8, shared_length=True)

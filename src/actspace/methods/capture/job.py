@@ -16,6 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from actspace.data.batching import batches
+from actspace.errors import ActspaceError
 from actspace.data.corpora import documents_of, read_corpus
 from actspace.data.generation import pad_token_id
 from actspace.methods.capture.record import ChunkWriter, layer_major_residuals
@@ -89,6 +90,7 @@ def capture_residuals(
         for batch in batches(offsets, batch_tokens):
             docs = [documents[i] for i in batch]
             block = layer_major_residuals(adapter, docs, pad_id, storage)
+            check_finite(block, dtype, batch)
             writer.append(block.numpy())
             progress.update(block.shape[1])
         writer.close()
@@ -109,6 +111,23 @@ def capture_residuals(
         result["bytes_per_activation"],
     )
     return result
+
+
+def check_finite(block: torch.Tensor, dtype: str, docs: list[int]) -> None:
+    """Stop on a NaN or Inf in a batch's residuals (layer-major), naming the layer and the
+    documents, instead of storing it for every method downstream. One float32 sum per layer:
+    a NaN or Inf anywhere makes it non-finite."""
+    sums = block.sum(dim=(1, 2), dtype=torch.float32)
+    if bool(torch.isfinite(sums).all()):
+        return
+    slot = int((~torch.isfinite(sums)).nonzero()[0])
+    layer = block[slot]
+    cause = "NaN" if bool(torch.isnan(layer).any()) else "Inf"
+    where = f"resid[:, {slot}] (0: embeddings) of documents {docs[0]}-{docs[-1]}"
+    hint = "the model produces it"
+    if cause == "Inf" and dtype == "float16":
+        hint = "beyond float16's range (+-65504): set capture.dtype: float32"
+    raise ActspaceError(f"capture: {cause} in {where}; {hint}")
 
 
 def capture_job(

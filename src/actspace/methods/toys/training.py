@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from actspace.errors import ActspaceError
 from actspace.methods.toys.heads import head_scores
 from actspace.methods.toys.model import ToyArchitecture, build_toy_model
 from actspace.data.tasks import Batch, CopyTask, make_batch
@@ -192,6 +193,10 @@ def train(
         optimiser.step()
         schedule.step()
         value = loss.item()
+        if not math.isfinite(value):
+            raise ActspaceError(
+                f"toy training: the copy loss is {value} at step {step}; lower train.lr"
+            )
         running = value if math.isnan(running) else 0.95 * running + 0.05 * value
         bar.set_postfix(loss=f"{running:.3f}", refresh=False)
     return model, metrics, history
