@@ -172,3 +172,29 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
         group.create_array("x", data=np.ones(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["a.zarr", living.name])
     np.testing.assert_array_equal(open_store(path, ["x"])["x"][:], np.ones(2))
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, capsys):
+    """A write that fails for lack of space (or permission) ends the job with one line
+    naming the path; the half-written store is removed, an earlier result is untouched."""
+    import errno
+    import os
+    from types import SimpleNamespace
+
+    from actspace.jobs import job
+
+    earlier = tmp_path / "earlier.zarr"
+    with atomic_store(earlier, {}) as group:
+        group.create_array("x", data=np.ones(3))
+    path = tmp_path / "a.zarr"
+    smk = SimpleNamespace(input=[], log=[], threads=1, rule="writer")
+    with pytest.raises(SystemExit):
+        with job(smk):
+            with atomic_store(path, {}) as group:
+                group.create_array("x", data=np.ones(3))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path / "x"))
+    message = capsys.readouterr().err
+    assert f"cannot write {path / 'x'}: No space left on device" in message
+    assert "Traceback" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["earlier.zarr"]
+    np.testing.assert_array_equal(open_store(earlier, ["x"])["x"][:], np.ones(3))

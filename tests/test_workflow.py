@@ -520,3 +520,38 @@ def test_the_report_builds_offline_and_opens_in_a_browser(workdir, tiny_llama_di
     )
     assert seen["images_shown"] >= 1  # a figure opened from the menu is displayed
     assert (workdir / "results/report.png").stat().st_size > 10_000
+
+
+def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_dir):
+    """Snakemake's lock: while one run works on a directory, a second one stops with a
+    clear message and changes nothing; the first finishes normally."""
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from conftest import REPO
+
+    config = tiny_workflow_config(tiny_llama_dir)
+    path = tmp_path / "test-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
+    first = subprocess.Popen(
+        [*command, "--configfile", str(path), "--keep-going", "weights_svd"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.monotonic() + 120
+    while not (locks.exists() and any(locks.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert first.poll() is None, "the first run ended before the second could start"
+    # Snakemake sees the first run's outputs as incomplete and stops; told to rerun
+    # incomplete outputs (as the profiles do), it meets the first run's lock and stops
+    second = run_workflow(tmp_path, config, "--keep-going", "weights_svd")
+    assert second.returncode != 0 and "Incomplete files" in second.stderr
+    second = run_workflow(tmp_path, config, "--rerun-incomplete", "weights_svd")
+    assert second.returncode != 0 and "cannot be locked" in second.stderr
+    assert first.wait(timeout=900) == 0

@@ -9,12 +9,16 @@ terminal as one line, and fails the job without a traceback.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from actspace.errors import ActspaceError
+
+# disk full, quota exceeded, read-only file system, no permission
+UNWRITABLE = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 @contextlib.contextmanager
@@ -43,6 +47,14 @@ def job(smk: Any) -> Iterator[None]:
                 if "checksum" not in str(err):
                     raise
                 raise damaged_input(smk, err) from None
+            except OSError as err:
+                if err.errno not in UNWRITABLE:
+                    raise
+                where = err.filename or "the results directory"
+                raise ActspaceError(
+                    f"cannot write {where}: {err.strerror} (free disk space or make results/ "
+                    "writable, then rerun; nothing of this job was kept)"
+                ) from None
         except ActspaceError as err:
             message = f"actspace: error in rule {smk.rule}: {err}"
             logging.getLogger("actspace").error("%s", err)
