@@ -34,6 +34,19 @@ def test_manifest(ci_profile_run):
     assert manifest["weights_sha256"] == digest.hexdigest()
 
 
+def test_the_embedded_models_check_passes_and_is_summarised(ci_profile_run):
+    """SmolLM2's hook sites equal transformers' own outputs (the equivalence check), and the
+    summary lists every checked model."""
+    results = ci_profile_run / "results"
+    check = json.loads((results / "checks/smollm2-135m.json").read_text())
+    assert check["passed"] and check["dtype"] == "float32"
+    assert check["max_error"] <= check["tolerance"] == 1e-4
+    assert check["worst"]["resid_pre"]["error"] <= 1e-6
+    summary = json.loads((results / "summary/capture.json").read_text())
+    checked = {r["model"] for r in summary["rows"] if r["quantity"].startswith("equivalence")}
+    assert checked == {p.stem for p in (results / "checks").glob("*.json")} >= {"smollm2-135m"}
+
+
 def test_resid_matches_an_independent_computation(ci_profile_run):
     """resid against transformers' output_hidden_states, its last entry (post final norm)
     replaced by the last block's raw output taken with a plain PyTorch hook."""

@@ -555,3 +555,28 @@ def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_d
     second = run_workflow(tmp_path, config, "--rerun-incomplete", "weights_svd")
     assert second.returncode != 0 and "cannot be locked" in second.stderr
     assert first.wait(timeout=900) == 0
+
+
+def test_a_failing_model_check_stops_only_that_models_jobs(tmp_path, tiny_llama_dir):
+    """A model whose hooked forward differs from transformers' (here: a NaN weight) fails its
+    check with the site and block named; its captures never run, the other model's do."""
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_llama_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(k for k in weights if k.endswith("layers.1.mlp.down_proj.weight"))
+    weights[name][0, 0] = float("nan")
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    config = _with_extra_model(tiny_llama_dir, "broken", {"source": "local", "path": str(broken)})
+    result = run_workflow(tmp_path / "run", config, "--keep-going", "capture")
+    assert result.returncode != 0
+    assert "error in rule check_model" in result.stderr
+    assert (
+        "differs from transformers' own: resid_pre + attn_out + mlp_out of block 1" in result.stderr
+    )
+    activations = tmp_path / "run" / "results" / "activations"
+    assert (activations / "tiny" / "tiny-prompts.zarr").is_dir()
+    assert not (activations / "broken").exists()
+    good = json.loads((tmp_path / "run" / "results" / "checks" / "tiny.json").read_text())
+    assert good["passed"] and good["max_error"] <= good["tolerance"]

@@ -69,6 +69,31 @@ def check_names(section: str, names: list[str], config: Mapping[str, Any], key: 
             )
 
 
+def models_in_use(config: Mapping[str, Any]) -> list[str]:
+    """The models the enabled methods run on (each gets an equivalence check), in first-use
+    order: every ``models`` list and ``model`` value inside the methods' sections."""
+    from actspace.registry import enabled_methods
+
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                if key == "model" and isinstance(value, str):
+                    found.append(value)
+                elif key == "models" and isinstance(value, list):
+                    found.extend(v for v in value if isinstance(v, str))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for method in enabled_methods(config):
+        walk(config.get(method.name, {}))
+    return [name for name in dict.fromkeys(found) if name in config.get("models", {})]
+
+
 def check_references(config: Mapping[str, Any]) -> None:
     """Raise :class:`ActspaceError` when a section names an undefined model, corpus or toy,
     or a corpus is unusable."""

@@ -1,6 +1,7 @@
 rule capture_residuals:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         corpus=rules.tokenize_corpus.output[0],
     output:
         directory("results/activations/{model}/{corpus}.zarr"),
@@ -23,6 +24,7 @@ rule capture_residuals:
 rule capture_summary:
     input:
         stores=per_model_and_corpus("capture", rules.capture_residuals.output[0]),
+        checks=expand(rules.check_model.output[0], model=models_in_use(config)),
     output:
         "results/summary/capture.json",
     log:

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from actspace.config import check_references, check_schema
+from actspace.config import check_references, check_schema, models_in_use
 from actspace.provenance import code_hash
 from actspace.registry import METHODS, enabled_methods
 

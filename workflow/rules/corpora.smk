@@ -1,6 +1,7 @@
 rule tokenize_corpus:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
     output:
         directory("results/corpora/{model}/{corpus}.zarr"),
     log:

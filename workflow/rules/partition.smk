@@ -33,6 +33,7 @@ rule partition_site:
 rule subspace_circuit:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         activations=rules.capture_residuals.output[0],
         partition_in=lambda wildcards: expand(
             rules.partition_site.output[0], layer=int(wildcards.block), allow_missing=True

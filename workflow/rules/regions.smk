@@ -4,6 +4,7 @@ from actspace.methods.regions import runs as regions_runs
 rule find_stable_regions:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         corpus=rules.tokenize_corpus.output[0],
         checkpoints=lambda w: regions_runs.checkpoints_input(
             config, w.model, rules.train_toy.output.checkpoints

@@ -8,6 +8,7 @@ wildcard_constraints:
 rule learn_melbo:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
     output:
         directory("results/steering/{model}/{run}/melbo.zarr"),
@@ -30,6 +31,7 @@ rule learn_melbo:
 rule steering_radius_sweep:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
     output:
         "results/steering/{model}/{run}/radius_sweep.csv",
@@ -53,6 +55,7 @@ rule steering_radius_sweep:
 rule learn_orthogonal_vectors:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
         melbo=rules.learn_melbo.output[0],
         base_file=lambda w: steering_runs.base_file(config, w.run),
@@ -77,6 +80,7 @@ rule learn_orthogonal_vectors:
 rule steering_generations:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
         melbo=rules.learn_melbo.output[0],
         vectors=rules.learn_orthogonal_vectors.output[0],

@@ -1,6 +1,7 @@
 rule find_text_subspaces:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
         activations=rules.capture_residuals.output[0],
         corpus=rules.tokenize_corpus.output[0],
     output:

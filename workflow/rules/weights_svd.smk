@@ -1,6 +1,7 @@
 rule decompose_weights:
     input:
         model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
     output:
         store=directory("results/weights_svd/{model}/svd.zarr"),
         tables=directory("results/weights_svd/{model}/tokens"),

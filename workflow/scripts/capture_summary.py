@@ -5,4 +5,7 @@ from actspace.methods.capture.summary import capture_summary
 from actspace.store import write_json
 
 with job(snakemake):
-    write_json(capture_summary(list(snakemake.input.stores)), snakemake.output[0])
+    write_json(
+        capture_summary(list(snakemake.input.stores), list(snakemake.input.checks)),
+        snakemake.output[0],
+    )
