@@ -12,8 +12,9 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
 
 The bare pass is also set against the machine's matmul limit: forward FLOPs per token
 (2 x the non-embedding parameters, plus attention) x tokens/s over a measured float32 GEMM
-peak. ``--memory`` adds peak RSS of a capture of ``--tokens`` and 10x as many tokens, each in
-a fresh process (goal: flat within 10%).
+peak. ``--memory 1`` adds peak RSS of a capture of ``--tokens`` and 10x as many tokens, and
+of a 3-site capture (resid, attn_out, mlp_out), each in a fresh process (goal: flat within
+10%).
 
     python benchmarks/capture.py --model results/models/smollm2-135m --threads 2 --memory 1
 
@@ -49,6 +50,7 @@ OPTIONS = {
     "repeats": 2,
     "memory": 0,  # 1: also peak RSS at 1x and 10x the tokens
     "child": "",  # internal: capture this corpus in this process and print peak RSS
+    "sites": "resid",  # internal: the child's capture sites
 }
 
 
@@ -125,10 +127,11 @@ def forward_flops_per_token(adapter, length: int) -> float:
     return 2 * params + attention
 
 
-def peak_rss_of_capture(args, corpus: Path) -> float:
+def peak_rss_of_capture(args, corpus: Path, sites: str = "resid") -> float:
     """Peak RSS (MB) of a fresh process that loads the model and captures ``corpus``."""
     command = [sys.executable, __file__, "--model", args.model, "--threads", str(args.threads)]
     command += ["--child", str(corpus), "--batch-tokens", str(args.batch_tokens)]
+    command += ["--sites", sites]
     command += ["--chunk-tokens", str(args.chunk_tokens)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
@@ -137,7 +140,8 @@ def peak_rss_of_capture(args, corpus: Path) -> float:
 def child(args) -> None:
     """``--child``: capture one corpus, print this process's peak RSS in MB."""
     adapter = load_model(args.model, "cpu")
-    settings = CaptureSettings("float32", args.batch_tokens, args.chunk_tokens, "none")
+    sites = tuple(args.sites.split(","))
+    settings = CaptureSettings("float32", args.batch_tokens, args.chunk_tokens, "none", sites)
     with tempfile.TemporaryDirectory() as tmp:
         capture_residuals(adapter, args.child, Path(tmp) / "out.zarr", settings)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -188,6 +192,9 @@ def main() -> None:
                 n_docs = max(1, scale * args.tokens // length)
                 write_corpus(corpus, n_docs, length, adapter.vocab_size)
                 memory[f"{scale}x ({n_docs * length} tokens)"] = peak_rss_of_capture(args, corpus)
+            corpus = Path(tmp) / "memory-1.zarr"
+            three = peak_rss_of_capture(args, corpus, "resid,attn_out,mlp_out")
+            memory["1x, 3 sites (resid, attn_out, mlp_out)"] = three
     print(f"GEMM peak {peak / 1e9:.1f} GFLOP/s (float32, 1024^3)")
     print(f"{'length':>6} {'path':<14} {'tokens/s':>9} {'vs bare':>8} {'of peak':>8}")
     for row in table:
@@ -198,9 +205,9 @@ def main() -> None:
         )
     for label, mb in memory.items():
         print(f"peak RSS of a capture, {label}: {mb:.0f} MB")
-    if len(memory) == 2:
-        low, high = memory.values()
-        print(f"10x / 1x peak RSS: {high / low:.3f}")
+    if memory:
+        low, high, three = memory.values()
+        print(f"10x / 1x peak RSS: {high / low:.3f}; 3 sites / 1 site: {three / low:.3f}")
     record = {"gemm_peak_flops": peak, "rows": table, "peak_rss_mb": memory, "args": vars(args)}
     write_record(args.out, record)
     print(json.dumps({"written": args.out}))

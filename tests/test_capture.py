@@ -125,3 +125,54 @@ def test_a_non_finite_residual_stops_the_capture(tmp_path, tiny, dtype, scale, m
     with pytest.raises(ActspaceError, match=message):
         capture_residuals(adapter, root / "p.zarr", tmp_path / "n.zarr", settings(dtype=dtype))
     assert not (tmp_path / "n.zarr").exists()
+
+
+def test_several_sites_come_from_one_pass_and_equal_the_adapters_cache(tmp_path, tiny):
+    from actspace.methods.capture.record import site_hook_names
+
+    root, adapter = tiny
+    sites = ["resid", "attn_out", "mlp_out"]
+    attrs = capture_residuals(
+        adapter, root / "p.zarr", tmp_path / "s.zarr", settings(sites=sites, chunk_tokens=4)
+    )
+    assert attrs["sites"] == sites
+    group = open_store(tmp_path / "s.zarr", sites)
+    tokens, offsets = group["tokens"][:], group["doc_offsets"][:]
+    n = adapter.n_layers
+    assert [group[s].shape[1] for s in sites] == [n + 1, n, n]
+    for doc in range(len(offsets) - 1):
+        ids = torch.tensor(tokens[offsets[doc] : offsets[doc + 1]], dtype=torch.long)[None]
+        for site in sites:
+            names = site_hook_names(site, n)
+            _, cache = adapter.run_with_cache(ids, names)
+            expected = torch.stack([cache[name][0] for name in names], 1).numpy()
+            np.testing.assert_allclose(
+                group[site][offsets[doc] : offsets[doc + 1]], expected, rtol=1e-5, atol=1e-6
+            )
+
+
+def test_a_bfloat16_model_is_stored_bit_exactly(tmp_path, tiny):
+    """bfloat16 storage keeps a bfloat16 model's bits (uint16) and reads back exactly; asked
+    of a float32 model it is refused rather than silently rounding."""
+    from actspace.errors import ActspaceError
+    from actspace.methods.capture.record import residual_hook_names
+    from actspace.store import read_site
+
+    root, adapter = tiny
+    with pytest.raises(ActspaceError, match="runs in float32: store float32"):
+        capture_residuals(adapter, root / "p.zarr", tmp_path / "x.zarr", settings(dtype="bfloat16"))
+    half = load_model(root / "model")
+    half.model.to(torch.bfloat16)
+    capture_residuals(half, root / "p.zarr", tmp_path / "b.zarr", settings(dtype="bfloat16"))
+    group = open_store(tmp_path / "b.zarr", ["resid"])
+    assert group["resid"].dtype == np.uint16 and group.attrs["model_dtype"] == "bfloat16"
+    stored = read_site(group, "resid")
+    tokens, offsets = group["tokens"][:], group["doc_offsets"][:]
+    names = residual_hook_names(half.n_layers)
+    for doc in range(len(offsets) - 1):
+        ids = torch.tensor(tokens[offsets[doc] : offsets[doc + 1]], dtype=torch.long)[None]
+        _, cache = half.run_with_cache(ids, names)
+        expected = torch.stack([cache[name][0] for name in names], 1).float().numpy()
+        rows = stored[offsets[doc] : offsets[doc + 1]]
+        assert rows.dtype == np.float32
+        np.testing.assert_array_equal(rows.view(np.uint32), expected.view(np.uint32))

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import zarr
 import zarr.codecs
 
@@ -302,3 +303,33 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
+
+
+# ---------------------------------------------------------------- activation sites
+# how a bfloat16 model's activations are kept exactly: their bits in a uint16 array
+BFLOAT16_BITS = "bfloat16-bits"
+
+
+def from_bfloat16_bits(bits: np.ndarray) -> np.ndarray:
+    """float32 values of stored bfloat16 bits (exact: every bfloat16 is a float32)."""
+    return (np.asarray(bits, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+class SiteArray:
+    """A stored site read as float32 whatever its storage: the array itself, or a view that
+    decodes bfloat16 bits on every read (``shape``, ``dtype`` and indexing as an array)."""
+
+    def __init__(self, array: Any):
+        self.array = array
+        self.shape = array.shape
+        self.encoded = array.attrs.get("encoding") == BFLOAT16_BITS
+        self.dtype = np.dtype(np.float32) if self.encoded else np.dtype(array.dtype)
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        values = self.array[index]
+        return from_bfloat16_bits(values) if self.encoded else values
+
+
+def read_site(group: Any, site: str = "resid") -> SiteArray:
+    """Site ``site`` of an activation store, decoded to floats on read."""
+    return SiteArray(group[site])

@@ -1,8 +1,10 @@
-"""Recording the residual stream of every token at every layer into a Zarr v3 store.
+"""Recording hook sites of every token at every layer into a Zarr v3 store.
 
 ``resid[t, l]`` is the residual stream entering block ``l`` (``l < n_layers``) and
 ``resid[t, n_layers]`` the output of the last block before the final norm, for token ``t`` of
-the corpus (documents concatenated, no padding rows). Documents run in right-padded batches
+the corpus (documents concatenated, no padding rows); ``attn_out[t, l]`` and ``mlp_out[t, l]``
+(when ``capture.sites`` asks for them) are what block ``l``'s attention and MLP add to the
+stream. All sites come from the same forward pass of each batch. Documents run in right-padded batches
 of at most ``batch_tokens`` padded tokens; rows are written in whole chunks of ``chunk_tokens``
 tokens x one layer x d_model, by a background thread while the next batch runs, so memory
 stays bounded by two batches plus a chunk whatever the corpus size.
@@ -19,21 +21,38 @@ import torch
 from actspace.data.batching import right_pad
 from actspace.models import ModelAdapter
 
+SITES = ("resid", "attn_out", "mlp_out")
+
 
 def residual_hook_names(n_layers: int) -> list[str]:
     """Hook points whose activations make up ``resid``'s layer axis, in order."""
     return [f"blocks.{layer}.hook_resid_pre" for layer in range(n_layers)] + ["hook_resid_final"]
 
 
+def site_hook_names(site: str, n_layers: int) -> list[str]:
+    """Hook points of one capture site, in the order of its layer axis."""
+    if site == "resid":
+        return residual_hook_names(n_layers)
+    if site in SITES:
+        return [f"blocks.{layer}.hook_{site}" for layer in range(n_layers)]
+    raise ValueError(f"unknown capture site {site!r}; choose from {', '.join(SITES)}")
+
+
+def bfloat16_bits(values: torch.Tensor) -> np.ndarray:
+    """A bfloat16 tensor's bits as uint16 (stored exactly)."""
+    return values.view(torch.int16).numpy().view(np.uint16)
+
+
 @torch.no_grad()
-def layer_major_residuals(
+def layer_major_sites(
     adapter: ModelAdapter,
     docs: list[np.ndarray],
     pad_id: int,
+    sites: tuple[str, ...] = ("resid",),
     dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """Residual stream of a batch of documents, layer-major: (n_layers + 1, sum of lengths,
-    d_model) on the CPU in ``dtype``.
+) -> dict[str, torch.Tensor]:
+    """Each site's activations for a batch of documents from one forward pass, layer-major:
+    (layers of the site, sum of lengths, d_model) on the CPU in ``dtype``.
 
     Each hook copies its layer's real rows straight into the output as the forward pass
     produces them (device copy and dtype conversion in one step, padding rows dropped), so
@@ -43,21 +62,36 @@ def layer_major_residuals(
     """
     lengths = [len(doc) for doc in docs]
     ids, mask = right_pad(docs, pad_id)
-    names = residual_hook_names(adapter.n_layers)
-    out = torch.empty((len(names), sum(lengths), adapter.d_model), dtype=dtype)
     padded = sum(lengths) < mask.numel()
     real = mask.reshape(-1).nonzero().squeeze(1).to(adapter.device) if padded else None
-
-    def store(slot: int):
-        def hook(activation: torch.Tensor, name: str) -> None:
-            rows = activation.reshape(-1, activation.shape[-1])
-            out[slot].copy_(rows.index_select(0, real) if padded else rows)
-
-        return hook
-
-    with adapter.hooks({name: store(slot) for slot, name in enumerate(names)}):
+    outputs, hooks = {}, {}
+    for site in sites:
+        names = site_hook_names(site, adapter.n_layers)
+        out = torch.empty((len(names), sum(lengths), adapter.d_model), dtype=dtype)
+        outputs[site] = out
+        for slot, name in enumerate(names):
+            hooks[name] = _copy_rows(out[slot], real)
+    with adapter.hooks(hooks):
         adapter.base_model(input_ids=ids.to(adapter.device), attention_mask=mask.to(adapter.device))
-    return out
+    return outputs
+
+
+def _copy_rows(target: torch.Tensor, real: torch.Tensor | None):
+    def hook(activation: torch.Tensor, name: str) -> None:
+        rows = activation.reshape(-1, activation.shape[-1])
+        target.copy_(rows if real is None else rows.index_select(0, real))
+
+    return hook
+
+
+def layer_major_residuals(
+    adapter: ModelAdapter,
+    docs: list[np.ndarray],
+    pad_id: int,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """The residual stream of a batch, layer-major (see :func:`layer_major_sites`)."""
+    return layer_major_sites(adapter, docs, pad_id, ("resid",), dtype)["resid"]
 
 
 def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int) -> torch.Tensor:

@@ -31,7 +31,7 @@ from actspace.methods.partition.train import (
     train_partition,
 )
 from actspace.models import load_model
-from actspace.store import atomic_store, open_store, provenance, write_csv
+from actspace.store import atomic_store, open_store, provenance, read_site, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,14 @@ def _derived_provenance(kind: str, source: Any, **fields: Any) -> dict[str, Any]
 
 def site_activations(store: Any, layer: int) -> np.ndarray:
     """``resid[:, layer]`` of an opened activation store as float32 (n_tokens, d)."""
-    n_slots = store["resid"].shape[1]
+    resid = read_site(store, "resid")
+    n_slots = resid.shape[1]
     if not 0 <= layer < n_slots:
         raise ActspaceError(
             f"layer {layer} is not a site of {store.store.root}: residual positions run "
             f"0..{n_slots - 1}"
         )
-    return np.asarray(store["resid"][:, layer], dtype=np.float32)
+    return np.asarray(resid[:, layer], dtype=np.float32)
 
 
 def training_pool(site: np.ndarray, limit: int, seed: int) -> torch.Tensor:

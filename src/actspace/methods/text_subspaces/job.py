@@ -33,7 +33,7 @@ from actspace.methods.text_subspaces.math import (
 from actspace.methods.text_subspaces.passes import batched_nll, generate_projected
 from actspace.models import ModelAdapter, load_model
 from actspace.settings import SectionSettings
-from actspace.store import atomic_store, open_store, provenance
+from actspace.store import atomic_store, open_store, provenance, read_site
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ def text_subspaces_job(
         raise ActspaceError("every text needs at least two tokens to have an NLL")
     prompt_lengths = corpus["prompt_lengths"][:]
     d = adapter.d_model
-    resid = acts["resid"]  # read block by block in text_bases
+    resid = read_site(acts, "resid")  # read block by block in text_bases
     baseline = batched_nll(adapter, texts, None, None, batch_size)
     grid = k_grid(d, config.grid_points)
     results = {}
