@@ -46,7 +46,7 @@ def kl_figure(ortho, out: str | os.PathLike) -> None:
             ax.plot(index, control, ".", color="grey", ms=3, alpha=0.6)
             ax.plot(index, rescaled, ".", color="C1", ms=3, alpha=0.6, label="theta_i at |theta_0|")
             ax.plot(index, learned, ".", color="C0", ms=3, alpha=0.6, label="theta_i")
-            ax.plot(index[0] + x - 1, _smooth(learned)[1], color="C0", label=f"moving average")
+            ax.plot(index[0] + x - 1, _smooth(learned)[1], color="C0", label="moving average")
         ax.set(
             xlabel="orthogonal vector i", ylabel="KL at the last prompt token (nats)", title=name
         )
