@@ -176,3 +176,19 @@ def test_a_bfloat16_model_is_stored_bit_exactly(tmp_path, tiny):
         rows = stored[offsets[doc] : offsets[doc + 1]]
         assert rows.dtype == np.float32
         np.testing.assert_array_equal(rows.view(np.uint32), expected.view(np.uint32))
+
+
+def test_weights_changed_after_materialising_are_refused(tmp_path, tiny):
+    import shutil
+
+    from actspace.errors import ActspaceError
+
+    root, _ = tiny
+    copy = tmp_path / "model"
+    shutil.copytree(root / "model", copy)
+    weights = copy / "model.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[-1] ^= 0x01  # one bit of the last weight
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ActspaceError, match=r"no longer match the sha256.*--forcerun"):
+        load_model(copy)
