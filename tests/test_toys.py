@@ -174,6 +174,37 @@ def test_same_seed_same_weights_and_attention_only_is_exact():
     assert metrics[-1]["loss"] < metrics[0]["loss"]
 
 
+def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
+    """Killed right after the state of step 20 was saved, a second attempt continues from
+    there and ends bit-identical to an uninterrupted run (dropout and the data stream
+    included); a state of other settings is ignored."""
+    from actspace.methods.toys.resume import Resume
+
+    class KilledAfter(Resume):
+        def save(self, state):
+            super().save(state)
+            if state.step == 20:
+                raise KeyboardInterrupt
+
+    arch = shape(n_layers=2, n_heads=1, d_model=16, n_positions=16, attn_only=False, dropout=0.1)
+    config = settings(**TINY)
+    whole, whole_metrics, whole_history = train(COPY, arch, config, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(COPY, arch, config, progress=False, resume=KilledAfter(tmp_path, "k", 10))
+    assert Resume(tmp_path, "k", 10).load().step == 20
+    assert Resume(tmp_path, "other settings", 10).load() is None
+    resumed, metrics, history = train(
+        COPY, arch, config, progress=False, resume=Resume(tmp_path, "k", 10)
+    )
+    for (name, a), (_, b) in zip(whole.state_dict().items(), resumed.state_dict().items()):
+        assert torch.equal(a, b), name
+    strip = lambda rows: [
+        {k: v for k, v in r.items() if k != "seconds"} for r in rows
+    ]  # noqa: E731
+    same = lambda a, b: json.dumps(strip(a)) == json.dumps(strip(b))  # noqa: E731  (NaN-safe)
+    assert same(metrics, whole_metrics) and same(history, whole_history)
+
+
 def test_a_diverging_training_stops_naming_the_step():
     from actspace.errors import ActspaceError
 
@@ -311,3 +342,47 @@ def test_public_bigram_walk_follows_the_published_generator():
                 used.add((last, walk[i]))
     task = task_of(kind="bigram-copy", vocab=3, min_len=6, max_len=8)
     assert task.walk == "public"  # the schema's default
+
+
+def test_a_killed_train_toy_job_resumes_and_cleans_up(tmp_path, monkeypatch):
+    """The job keeps its state and checkpoints in `.resume` beside its outputs until the end:
+    killed after step 20, its second attempt writes the same model, metrics and checkpoints
+    as an uninterrupted job, and leaves no `.resume` behind."""
+    from actspace.methods.toys import job as toy_job
+    from actspace.methods.toys.resume import Resume
+
+    monkeypatch.setattr(toy_job, "RESUME_EVERY", 10)
+    entry = with_defaults(copy.deepcopy(TINY_TOYS["tiny-copy"]), *SPEC)
+
+    def run(folder):
+        outputs = [folder / n for n in ("model", "checkpoints", "m.csv", "log.csv", "heads.csv")]
+        toy_job.train_toy_job("tiny-copy", entry, *map(str, outputs))
+        return outputs
+
+    whole = run(tmp_path / "whole")
+    original = Resume.save
+
+    def killed(self, state):
+        original(self, state)
+        if state.step == 20:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Resume, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "again")
+    assert (tmp_path / "again" / ".resume" / "state").is_dir()
+    assert not (tmp_path / "again" / "model").exists()
+    monkeypatch.setattr(Resume, "save", original)
+    again = run(tmp_path / "again")
+    assert not (tmp_path / "again" / ".resume").exists()
+    a = load_model(whole[0]).model.state_dict()
+    b = load_model(again[0]).model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert sorted(p.name for p in whole[1].iterdir()) == sorted(p.name for p in again[1].iterdir())
+    drop_seconds = lambda rows: [
+        {k: v for k, v in r.items() if k != "seconds"} for r in rows
+    ]  # noqa: E731
+    same = json.dumps(drop_seconds(read_csv(whole[2]))) == json.dumps(
+        drop_seconds(read_csv(again[2]))
+    )
+    assert same  # (compared as JSON: train_loss is NaN at step 0)

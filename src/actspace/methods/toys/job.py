@@ -6,7 +6,10 @@ The toys: see :mod:`actspace.methods.toys`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -17,13 +20,24 @@ from torch import nn
 from actspace.methods.toys.heads import SCORES
 from actspace.methods.toys.model import ToyArchitecture, toy_tokenizer
 from actspace.methods.toys.spec import ToySpec, passes_bars
+from actspace.methods.toys.resume import Resume
 from actspace.methods.toys.training import TrainSettings, train
 from actspace.models.sources import write_model_dir
+from actspace.provenance import code_hash
 from actspace.store import atomic_directory, write_csv
 
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = ("step", "loss", "accuracy", "accuracy_long", "train_loss", "seconds")
+
+
+RESUME_EVERY = 250  # steps between saved training states
+
+
+def resume_key(entry: dict[str, Any]) -> str:
+    """What a saved training state must match: the toy's settings and the training code."""
+    text = json.dumps(entry, sort_keys=True) + code_hash("actspace.methods.toys.training")
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def train_toy_job(
@@ -46,25 +60,33 @@ def train_toy_job(
     tokenizer = toy_tokenizer(spec.task)
     score_keys = [*SCORES] if spec.task.kind == "bigram-copy" else [*SCORES[:2]]
     started = time.perf_counter()
+    # the training state and the checkpoints so far live beside the outputs until the end,
+    # so a killed job resumes (see actspace.methods.toys.resume); a state is reused only for
+    # the same settings and training code
+    resume = Resume(Path(model).parent / ".resume", resume_key(entry), RESUME_EVERY)
+    work = resume.folder / "checkpoints"
+    work.mkdir(parents=True, exist_ok=True)
+
+    def save(step: int, model: nn.Module, _row: dict) -> None:
+        target = work / f"step-{step:06d}"
+        shutil.rmtree(target, ignore_errors=True)  # left by an attempt killed after it
+        write_model_dir(
+            model, tokenizer, target, f"{name}@{step}", spec.source(step), spec.arch.attn_only
+        )
+
+    trained, rows, log_rows = train(
+        spec.task, spec.arch, spec.settings, on_checkpoint=save, resume=resume
+    )
     with atomic_directory(Path(checkpoints)) as tmp:
-
-        def save(step: int, model: nn.Module, _row: dict) -> None:
-            write_model_dir(
-                model,
-                tokenizer,
-                tmp / f"step-{step:06d}",
-                f"{name}@{step}",
-                spec.source(step),
-                attn_only=spec.arch.attn_only,
-            )
-
-        trained, rows, log_rows = train(spec.task, spec.arch, spec.settings, on_checkpoint=save)
+        for folder in sorted(work.iterdir()):  # copied: the state stays whole until the end
+            shutil.copytree(folder, tmp / folder.name)
     seconds = time.perf_counter() - started
     write_model_dir(trained, tokenizer, Path(model), name, spec.source(), spec.arch.attn_only)
     columns = [c for c in METRIC_COLUMNS if c in rows[0]] + score_keys
     write_csv(metrics, [{c: row[c] for c in columns} for row in rows], float_format=".6g")
     write_csv(history, log_rows, float_format=".6g")
     write_csv(heads, rows[-1]["heads"], float_format=".6g")
+    resume.clear()
     final = rows[-1]
     log.info(
         "%s: %d steps in %.0f s; held-out accuracy %.4f, %s",

@@ -15,6 +15,7 @@ from torch import nn
 
 from actspace.errors import ActspaceError
 from actspace.methods.toys.heads import head_scores
+from actspace.methods.toys.resume import Resume, TrainingState
 from actspace.methods.toys.model import ToyArchitecture, build_toy_model
 from actspace.data.tasks import Batch, CopyTask, make_batch
 
@@ -141,12 +142,15 @@ def train(
     settings: TrainSettings,
     on_checkpoint=None,
     progress: bool = True,
+    resume: Resume | None = None,
 ) -> tuple[nn.Module, list[dict], list[dict]]:
     """Train a toy; return the model, one metrics row per checkpoint and the training log.
 
     ``on_checkpoint(step, model, metrics)`` is called at every checkpoint step (0 included).
     The data stream and the held-out set come from separate seeded generators, so the same
-    settings give the same weights.
+    settings give the same weights. With ``resume``, the whole state is saved every
+    ``resume.every`` steps and a saved state of the same settings is continued from, with the
+    same result as an uninterrupted run (``seconds`` counts the time of every attempt).
     """
     from tqdm.auto import tqdm
 
@@ -163,10 +167,36 @@ def train(
     marks = set(checkpoint_steps(settings.steps, settings.checkpoints))
     metrics: list[dict] = []
     history: list[dict] = []
-    bar = tqdm(range(settings.steps + 1), desc="train", disable=not progress, mininterval=2)
-    running = math.nan
-    started = time.perf_counter()
-    for step in bar:
+    bar = tqdm(total=settings.steps + 1, desc="train", disable=not progress, mininterval=2)
+    running, start, earlier = math.nan, 0, 0.0
+    saved = resume.load() if resume is not None else None
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        optimiser.load_state_dict(saved.optimiser)
+        schedule.load_state_dict(saved.schedule)
+        data_rng.bit_generator.state = saved.data_rng
+        torch.set_rng_state(saved.torch_rng)
+        running, start, earlier = saved.running, saved.step, saved.seconds
+        metrics, history = saved.metrics, saved.history
+        bar.update(start)
+    started = time.perf_counter() - earlier
+    for step in range(start, settings.steps + 1):
+        bar.update(1)
+        if resume is not None and resume.due(step, start):
+            resume.save(
+                TrainingState(
+                    step=step,
+                    model=model.state_dict(),
+                    optimiser=optimiser.state_dict(),
+                    schedule=schedule.state_dict(),
+                    data_rng=data_rng.bit_generator.state,
+                    torch_rng=torch.get_rng_state(),
+                    running=running,
+                    seconds=time.perf_counter() - started,
+                    metrics=metrics,
+                    history=history,
+                )
+            )
         if step in marks or step % settings.eval_every == 0:
             result = evaluate(model, task, held_out, scores=step in marks)
             seconds = time.perf_counter() - started
@@ -199,4 +229,5 @@ def train(
             )
         running = value if math.isnan(running) else 0.95 * running + 0.05 * value
         bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+    bar.close()
     return model, metrics, history
