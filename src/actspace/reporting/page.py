@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,19 +49,35 @@ def render_markdown(summaries: Sequence[dict[str, Any]]) -> str:
         "",
     ]
     for summary in summaries:
-        lines += [
-            f"## {summary['title']}",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "---|" * len(COLUMNS),
-        ]
-        for row in summary["rows"]:
-            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in _cells(row)) + " |")
-        lines.append("")
-        lines += [f"- {note}" for note in summary.get("notes", [])]
-        if summary.get("notes"):
-            lines.append("")
+        lines += markdown_section(summary, "##", COLUMNS, _cells)
     return "\n".join(lines)
+
+
+def markdown_cell(value: Any) -> str:
+    """A markdown table cell: formatted, pipes escaped, no line breaks."""
+    return format_value(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_section(
+    summary: Mapping[str, Any],
+    heading: str,
+    columns: Sequence[str],
+    cells: Callable[[Mapping[str, Any]], Sequence[Any]],
+) -> list[str]:
+    """One method's table and its notes as markdown lines, under ``heading`` + its title."""
+    lines = [
+        f"{heading} {summary['title']}",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+    ]
+    lines += [
+        "| " + " | ".join(markdown_cell(c) for c in cells(row)) + " |" for row in summary["rows"]
+    ]
+    notes = summary.get("notes", [])
+    if notes:
+        lines += ["", *[f"- {markdown_cell(note)}" for note in notes]]
+    return [*lines, ""]
 
 
 def published_of(row: Mapping[str, Any]) -> Any:

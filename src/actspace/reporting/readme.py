@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from actspace.errors import ActspaceError
-from actspace.reporting.page import format_value, published_of
+from actspace.reporting.page import format_value, markdown_section, published_of
 
 SNAPSHOT = Path("docs/summary-of-results.json")
 BEGIN = (
@@ -28,12 +28,7 @@ END = "<!-- end of summary-of-results -->"
 COLUMNS = ("quantity", "model", "setting", "this run", "published (study, setting)", "verdict")
 
 
-def _cell(text: Any) -> str:
-    """A markdown table cell: pipes escaped, no line breaks."""
-    return format_value(text).replace("|", "\\|").replace("\n", " ")
-
-
-def _row_cells(row: Mapping[str, Any]) -> list[str]:
+def _row_cells(row: Mapping[str, Any]) -> list[Any]:
     value = format_value(row["value"])
     if row.get("unit"):
         value = f"{value} {row['unit']}"
@@ -46,12 +41,12 @@ def _row_cells(row: Mapping[str, Any]) -> list[str]:
     if verdict != "not comparable":
         verdict = f"**{verdict}**"
     return [
-        _cell(row["quantity"]),
-        _cell(row.get("model")),
-        _cell(row.get("setting")),
-        _cell(value),
-        _cell(published),
-        _cell(f"{verdict}: {reason}"),
+        row["quantity"],
+        row.get("model"),
+        row.get("setting"),
+        value,
+        published,
+        f"{verdict}: {reason}",
     ]
 
 
@@ -66,18 +61,7 @@ def render_block(table: Mapping[str, Any]) -> str:
     if run:
         lines += [f"Recorded {run.get('created', '?')} by actspace {run.get('actspace', '?')}.", ""]
     for summary in methods:
-        lines += [
-            f"#### {summary['title']}",
-            "",
-            "| " + " | ".join(COLUMNS) + " |",
-            "|" + "---|" * len(COLUMNS),
-        ]
-        lines += ["| " + " | ".join(_row_cells(row)) + " |" for row in summary["rows"]]
-        notes = summary.get("notes", [])
-        if notes:
-            lines.append("")
-            lines += [f"- {_cell(note)}" for note in notes]
-        lines.append("")
+        lines += markdown_section(summary, "####", COLUMNS, _row_cells)
     lines.append(END)
     return "\n".join(lines)
 
