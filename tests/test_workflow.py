@@ -569,7 +569,8 @@ def test_a_failing_model_check_stops_only_that_models_jobs(tmp_path, tiny_llama_
     weights[name][0, 0] = float("nan")
     save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
     config = _with_extra_model(tiny_llama_dir, "broken", {"source": "local", "path": str(broken)})
-    result = run_workflow(tmp_path / "run", config, "--keep-going", "capture")
+    targets = [f"results/activations/{m}/tiny-prompts.zarr" for m in ("tiny", "broken")]
+    result = run_workflow(tmp_path / "run", config, "--keep-going", *targets)
     assert result.returncode != 0
     assert "error in rule check_model" in result.stderr
     assert (
@@ -580,3 +581,56 @@ def test_a_failing_model_check_stops_only_that_models_jobs(tmp_path, tiny_llama_
     assert not (activations / "broken").exists()
     good = json.loads((tmp_path / "run" / "results" / "checks" / "tiny.json").read_text())
     assert good["passed"] and good["max_error"] <= good["tolerance"]
+
+
+def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
+    """SIGKILL to a running toy-training job: snakemake reports it failed and keeps nothing
+    partial as complete; the next run reruns exactly that job, which resumes from its saved
+    state, and no temporary folder is left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    from conftest import REPO
+
+    config = tiny_workflow_config(tiny_llama_dir)
+    config["toys"]["train"] = ["tiny-copy"]
+    config["toys"]["specs"]["tiny-copy"]["train"]["steps"] = 4000
+    path = tmp_path / "test-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
+    first = subprocess.Popen(
+        [*command, "--configfile", str(path), "--keep-going", "toys"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    state = tmp_path / "results/toys/tiny-copy/.resume/state/state.json"
+    deadline = time.monotonic() + 300
+    while not state.exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    assert state.exists(), "no training state was saved before the deadline"
+    jobs = subprocess.run(
+        ["pgrep", "-s", str(first.pid), "-f", "train_toy.py"], capture_output=True, text=True
+    ).stdout.split()
+    assert jobs, "the training job's process was not found"
+    for pid in jobs:
+        os.kill(int(pid), signal.SIGKILL)
+    assert first.wait(timeout=120) != 0
+    toys = tmp_path / "results/toys/tiny-copy"
+    assert not (toys / "metrics.csv").exists() and not (toys / "model").exists()
+    result = run_workflow(tmp_path, config, "--dry-run", "toys")
+    assert _jobs_planned(result) == {"train_toy": 1, "toy_figures": 1, "toys_summary": 1, "toys": 1}
+    result = run_workflow(tmp_path, config, "--keep-going", "toys")
+    assert result.returncode == 0, result.stderr[-2000:]
+    log = (tmp_path / "results/logs/train_toy/tiny-copy.log").read_text()
+    assert "resumed from the state saved at step" in log
+    assert not (toys / ".resume").exists()
+    assert not list((tmp_path / "results").rglob(".*.tmp-*"))
+    rows = (toys / "metrics.csv").read_text().splitlines()
+    assert rows[-1].startswith("4000,")

@@ -3,6 +3,7 @@ head scores at log-spaced checkpoints. The same settings and seed give the same 
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from torch import nn
 from actspace.errors import ActspaceError
 from actspace.methods.toys.heads import head_scores
 from actspace.methods.toys.resume import Resume, TrainingState
+
+log = logging.getLogger(__name__)
 from actspace.methods.toys.model import ToyArchitecture, build_toy_model
 from actspace.data.tasks import Batch, CopyTask, make_batch
 
@@ -179,6 +182,7 @@ def train(
         running, start, earlier = saved.running, saved.step, saved.seconds
         metrics, history = saved.metrics, saved.history
         bar.update(start)
+        log.info("resumed from the state saved at step %d", start)
     started = time.perf_counter() - earlier
     for step in range(start, settings.steps + 1):
         bar.update(1)
