@@ -232,6 +232,47 @@ def verify_store(path: str | os.PathLike) -> int:
     return checked
 
 
+# attributes that differ between two runs of the same job (when, how fast, with which
+# packages); everything else in a store is content and must be identical for the same config
+VOLATILE_ATTRS = frozenset(
+    {"created", "seconds", "tokens_per_s", "versions", "elapsed", "wall_seconds", "device"}
+)
+
+
+def store_differences(first: str | os.PathLike, second: str | os.PathLike) -> list[str]:
+    """What differs between two stores' content: every array bit for bit (NaN equal to
+    NaN), every attribute except :data:`VOLATILE_ATTRS`. Empty when they are identical."""
+    a, b = open_store(first), open_store(second)
+    differences = []
+    for name, group_a, group_b in _all_groups(a, b):
+        attrs_a = {k: v for k, v in group_a.attrs.items() if k not in VOLATILE_ATTRS}
+        attrs_b = {k: v for k, v in group_b.attrs.items() if k not in VOLATILE_ATTRS}
+        for key in sorted(set(attrs_a) | set(attrs_b)):
+            if json.dumps(attrs_a.get(key), sort_keys=True) != json.dumps(
+                attrs_b.get(key), sort_keys=True
+            ):
+                differences.append(f"{name or '/'} attribute {key!r}")
+    arrays_a, arrays_b = dict(_all_arrays(a)), dict(_all_arrays(b))
+    for name in sorted(set(arrays_a) | set(arrays_b)):
+        if name not in arrays_a or name not in arrays_b:
+            differences.append(f"array {name!r} in one store only")
+            continue
+        x, y = arrays_a[name][...], arrays_b[name][...]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            differences.append(f"array {name!r}: {x.shape} {x.dtype} vs {y.shape} {y.dtype}")
+        elif x.tobytes() != y.tobytes():
+            differences.append(f"array {name!r}: values differ")
+    return differences
+
+
+def _all_groups(a: zarr.Group, b: zarr.Group, prefix: str = "") -> Iterator[tuple[str, Any, Any]]:
+    yield prefix, a, b
+    groups_b = dict(b.groups())
+    for name, sub in a.groups():
+        if name in groups_b:
+            yield from _all_groups(sub, groups_b[name], f"{prefix}{name}/")
+
+
 def _all_arrays(group: zarr.Group, prefix: str = "") -> Iterator[tuple[str, Any]]:
     for name, member in group.members():
         if isinstance(member, zarr.Group):
