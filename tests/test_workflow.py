@@ -68,6 +68,7 @@ def test_outputs_of_the_tiny_run(tiny_workflow):
     assert {row["quantity"] for row in summary["rows"]} == {
         "capture throughput",
         "storage per activation",
+        "equivalence check: worst relative error, hook sites vs transformers",
     }
     assert "| capture throughput |" in (results / "summary.md").read_text()
     for log in ("materialise_model/tiny.log", "capture_residuals/tiny/tiny-prompts.log"):
@@ -184,6 +185,7 @@ def test_a_method_target_plans_that_method_only(tmp_path, tiny_llama_dir):
     )
     assert planned == {
         "materialise_model": 1,
+        "check_model": 1,
         "decompose_weights": 1,
         "weights_svd_figures": 1,
         "weights_svd_summary": 1,
