@@ -8,6 +8,7 @@ import json
 import shutil
 
 import numpy as np
+import zarr
 import pytest
 
 from actspace.store import open_store
@@ -601,7 +602,7 @@ def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
 
     config = tiny_workflow_config(tiny_llama_dir)
     config["toys"]["train"] = ["tiny-copy"]
-    config["toys"]["specs"]["tiny-copy"]["train"]["steps"] = 4000
+    config["toys"]["specs"]["tiny-copy"]["train"]["steps"] = 1500
     path = tmp_path / "test-config.yaml"
     path.write_text(yaml.safe_dump(config))
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
@@ -635,4 +636,36 @@ def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
     assert not (toys / ".resume").exists()
     assert not list((tmp_path / "results").rglob(".*.tmp-*"))
     rows = (toys / "metrics.csv").read_text().splitlines()
-    assert rows[-1].startswith("4000,")
+    assert rows[-1].startswith("1500,")
+
+
+def test_the_same_config_writes_identical_stores(tiny_workflow, tmp_path, tiny_llama_dir):
+    """Determinism: the tiny config run again in a fresh directory writes the same content,
+    every array bit for bit and every attribute but the volatile ones (when, how fast, which
+    versions), for capture, weight SVD, toy training, partition and MELBO."""
+    from actspace.store import store_differences
+
+    stores = [
+        "results/activations/tiny/tiny-prompts.zarr",
+        "results/weights_svd/tiny/svd.zarr",
+        "results/partition/tiny-toy/tiny-copy-sequences/L1.stop2.zarr",
+        "results/steering/tiny/tiny-run/melbo.zarr",
+    ]
+    files = ["results/toys/tiny-copy/model/model.safetensors"]
+    config = tiny_workflow_config(tiny_llama_dir)
+    targets = [*stores, "results/toys/tiny-copy/model"]
+    result = run_workflow(tmp_path, config, "--keep-going", *targets)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for store in stores:
+        assert store_differences(tiny_workflow / store, tmp_path / store) == [], store
+    for name in files:
+        assert (tiny_workflow / name).read_bytes() == (tmp_path / name).read_bytes(), name
+    # and the comparison is not blind: a changed attribute and a changed value are found
+    other = tmp_path / stores[0]
+    group = zarr.open_group(other, mode="r+")
+    group.attrs["corpus"] = "something else"
+    group["resid"][0, 0, 0] = group["resid"][0, 0, 0] + 1
+    assert store_differences(tiny_workflow / stores[0], other) == [
+        "/ attribute 'corpus'",
+        "array 'resid': values differ",
+    ]
