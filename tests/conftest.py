@@ -229,6 +229,22 @@ TINY_TOYS = {
 }
 
 
+def start_workflow(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
+    """Start ``snakemake`` (1 core) in the background, in its own session (for signals), with
+    ``config`` as its ``--configfile``; output discarded."""
+    path = workdir / "test-config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
+    return subprocess.Popen(
+        [*command, "--configfile", str(path), *args],
+        cwd=workdir,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 def run_workflow(
     workdir: Path, config: dict | None = None, *args: str, env: dict | None = None
 ) -> subprocess.CompletedProcess:

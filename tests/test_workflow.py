@@ -18,6 +18,7 @@ from conftest import (
     declared_figures,
     run_workflow,
     snapshot,
+    start_workflow,
     tiny_workflow_config,
 )
 
@@ -528,24 +529,10 @@ def test_the_report_builds_offline_and_opens_in_a_browser(workdir, tiny_llama_di
 def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_dir):
     """Snakemake's lock: while one run works on a directory, a second one stops with a
     clear message and changes nothing; the first finishes normally."""
-    import subprocess
-    import sys
     import time
 
-    import yaml
-
-    from conftest import REPO
-
     config = tiny_workflow_config(tiny_llama_dir)
-    path = tmp_path / "test-config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
-    first = subprocess.Popen(
-        [*command, "--configfile", str(path), "--keep-going", "weights_svd"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    first = start_workflow(tmp_path, config, "--keep-going", "weights_svd")
     locks = tmp_path / ".snakemake" / "locks"
     deadline = time.monotonic() + 120
     while not (locks.exists() and any(locks.iterdir())) and time.monotonic() < deadline:
@@ -593,26 +580,12 @@ def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
     import os
     import signal
     import subprocess
-    import sys
     import time
-
-    import yaml
-
-    from conftest import REPO
 
     config = tiny_workflow_config(tiny_llama_dir)
     config["toys"]["train"] = ["tiny-copy"]
     config["toys"]["specs"]["tiny-copy"]["train"]["steps"] = 1500
-    path = tmp_path / "test-config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
-    first = subprocess.Popen(
-        [*command, "--configfile", str(path), "--keep-going", "toys"],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    first = start_workflow(tmp_path, config, "--keep-going", "toys")
     state = tmp_path / "results/toys/tiny-copy/.resume/state/state.json"
     deadline = time.monotonic() + 300
     while not state.exists() and time.monotonic() < deadline and first.poll() is None:

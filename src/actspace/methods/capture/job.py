@@ -129,9 +129,10 @@ def capture_residuals(
         group.attrs["seconds"] = elapsed
         if dtype == "float16":
             group.attrs["float16_overflows"] = 0  # any overflow stops the job (check_finite)
-        # the store's size is final once all chunks are written; metadata is small
+        # the chunk files only: the metadata's size varies with the volatile attributes
         n_values = n_tokens * sum(slots.values()) * d_model
-        group.attrs["bytes_per_activation"] = stored_bytes(group.store.root) / max(n_values, 1)
+        chunks = sum(stored_bytes(Path(group.store.root) / site / "c") for site in sites)
+        group.attrs["bytes_per_activation"] = chunks / max(n_values, 1)
         result = dict(group.attrs)
     log.info(
         "captured %d tokens x %d layers x %d at %.0f tokens/s, %.2f bytes per activation",
