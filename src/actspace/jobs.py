@@ -13,6 +13,7 @@ import errno
 import logging
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from actspace.errors import ActspaceError
@@ -44,7 +45,9 @@ def job(smk: Any) -> Iterator[None]:
             try:
                 yield
             except ValueError as err:
-                if "checksum" not in str(err):
+                from actspace.store import is_checksum_failure
+
+                if not is_checksum_failure(err):
                     raise
                 raise damaged_input(smk, err) from None
             except OSError as err:
@@ -65,8 +68,6 @@ def job(smk: Any) -> Iterator[None]:
 def damaged_input(smk: Any, err: Exception) -> ActspaceError:
     """The error for a chunk that failed its checksum: which input store, which chunk, and
     how to rebuild it (found by verifying each input store)."""
-    from pathlib import Path
-
     from actspace.store import verify_store
 
     for path in smk.input:

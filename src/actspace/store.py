@@ -195,14 +195,24 @@ def open_store(path: str | os.PathLike, arrays: Sequence[str] = ()) -> zarr.Grou
     if missing:
         raise ActspaceError(f"store {path} lacks the arrays {missing} (corrupt or foreign store)")
     if group.attrs.get(CHECKED, False):
-        for name, array in present.items() if not arrays else ((n, present[n]) for n in arrays):
-            if array.nchunks_initialized < array.nchunks:
-                raise ActspaceError(
-                    f"store {path}: array {name!r} has {array.nchunks_initialized} of its "
-                    f"{array.nchunks} chunk files (some were deleted or never written); the "
-                    f"store is damaged: {rerun_hint(path)}"
-                )
+        for name in arrays or present:
+            _require_every_chunk(path, name, present[name])
     return group
+
+
+def _require_every_chunk(path: str | os.PathLike, name: str, array: Any) -> None:
+    """Raise unless every chunk file of ``array`` (of the store at ``path``) exists."""
+    if array.nchunks_initialized < array.nchunks:
+        raise ActspaceError(
+            f"store {path}: array {name!r} has {array.nchunks_initialized} of its "
+            f"{array.nchunks} chunk files (some were deleted or never written); the "
+            f"store is damaged: {rerun_hint(path)}"
+        )
+
+
+def is_checksum_failure(err: Exception) -> bool:
+    """Whether ``err`` is Zarr's report of a chunk whose crc32c does not match its bytes."""
+    return isinstance(err, ValueError) and "checksum" in str(err)
 
 
 def verify_store(path: str | os.PathLike) -> int:
@@ -212,16 +222,12 @@ def verify_store(path: str | os.PathLike) -> int:
     group = open_store(path)
     checked = 0
     for name, array in _all_arrays(group):
-        if array.nchunks_initialized < array.nchunks:
-            raise ActspaceError(
-                f"store {path}: array {name!r} lacks "
-                f"{array.nchunks - array.nchunks_initialized} chunk files; {rerun_hint(path)}"
-            )
+        _require_every_chunk(path, name, array)
         for region in _chunk_regions(array):
             try:
                 array[region]
             except ValueError as err:
-                if "checksum" not in str(err):
+                if not is_checksum_failure(err):
                     raise
                 where = ", ".join(f"{s.start}:{s.stop}" for s in region)
                 raise ActspaceError(

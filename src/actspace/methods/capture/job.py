@@ -16,9 +16,9 @@ import torch
 from tqdm.auto import tqdm
 
 from actspace.data.batching import batches
-from actspace.errors import ActspaceError
 from actspace.data.corpora import documents_of, read_corpus
 from actspace.data.generation import pad_token_id
+from actspace.errors import ActspaceError
 from actspace.methods.capture.record import (
     ChunkWriter,
     bfloat16_bits,

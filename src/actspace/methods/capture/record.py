@@ -4,8 +4,8 @@
 ``resid[t, n_layers]`` the output of the last block before the final norm, for token ``t`` of
 the corpus (documents concatenated, no padding rows); ``attn_out[t, l]`` and ``mlp_out[t, l]``
 (when ``capture.sites`` asks for them) are what block ``l``'s attention and MLP add to the
-stream. All sites come from the same forward pass of each batch. Documents run in right-padded batches
-of at most ``batch_tokens`` padded tokens; rows are written in whole chunks of ``chunk_tokens``
+stream. All sites come from the same forward pass of each batch. Documents run in
+right-padded batches of at most ``batch_tokens`` padded tokens; rows are written in whole chunks of ``chunk_tokens``
 tokens x one layer x d_model, by a background thread while the next batch runs, so memory
 stays bounded by two batches plus a chunk whatever the corpus size.
 """
@@ -84,20 +84,10 @@ def _copy_rows(target: torch.Tensor, real: torch.Tensor | None):
     return hook
 
 
-def layer_major_residuals(
-    adapter: ModelAdapter,
-    docs: list[np.ndarray],
-    pad_id: int,
-    dtype: torch.dtype = torch.float32,
-) -> torch.Tensor:
-    """The residual stream of a batch, layer-major (see :func:`layer_major_sites`)."""
-    return layer_major_sites(adapter, docs, pad_id, ("resid",), dtype)["resid"]
-
-
 def residuals_of_batch(adapter: ModelAdapter, docs: list[np.ndarray], pad_id: int) -> torch.Tensor:
     """Residual stream of a batch of documents, token-major: (sum of lengths, n_layers + 1,
-    d_model), float32 (a view of :func:`layer_major_residuals`)."""
-    return layer_major_residuals(adapter, docs, pad_id).transpose(0, 1)
+    d_model), float32 (a view of :func:`layer_major_sites`' ``resid``)."""
+    return layer_major_sites(adapter, docs, pad_id)["resid"].transpose(0, 1)
 
 
 class ChunkWriter:

@@ -19,8 +19,8 @@ from torch import nn
 
 from actspace.methods.toys.heads import SCORES
 from actspace.methods.toys.model import ToyArchitecture, toy_tokenizer
-from actspace.methods.toys.spec import ToySpec, passes_bars
 from actspace.methods.toys.resume import Resume
+from actspace.methods.toys.spec import ToySpec, passes_bars
 from actspace.methods.toys.training import TrainSettings, train
 from actspace.models.sources import write_model_dir
 from actspace.provenance import code_hash

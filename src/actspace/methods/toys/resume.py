@@ -21,6 +21,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from actspace.store import atomic_directory
+
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 
@@ -65,10 +67,6 @@ class Resume:
 
     def save(self, state: TrainingState) -> None:
         """Write the state atomically (a killed save leaves the previous one intact)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".state.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
         # cloned: tied weights (embedding and unembedding) share memory, which safetensors refuses
         tensors = {f"model.{k}": v.detach().cpu().clone() for k, v in state.model.items()}
         optimiser = {"param_groups": state.optimiser["param_groups"], "state": {}}
@@ -79,7 +77,6 @@ class Resume:
                 names.append(name)
             optimiser["state"][str(index)] = names
         tensors["torch_rng"] = state.torch_rng
-        save_file(tensors, tmp / STATE_TENSORS)
         meta = {
             "key": self.key,
             "step": state.step,
@@ -91,13 +88,9 @@ class Resume:
             "metrics": state.metrics,
             "history": state.history,
         }
-        (tmp / STATE_JSON).write_text(json.dumps(_jsonable(meta)))
-        final = self.folder / "state"
-        old = self.folder / f".state.old-{os.getpid()}"
-        if final.exists():
-            os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_directory(self.folder / "state", overwrite=True) as tmp:
+            save_file(tensors, tmp / STATE_TENSORS)
+            (tmp / STATE_JSON).write_text(json.dumps(_jsonable(meta)))
 
     def load(self) -> TrainingState | None:
         """The saved state, or None when there is none or it belongs to other settings."""

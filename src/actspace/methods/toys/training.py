@@ -17,10 +17,10 @@ from torch import nn
 from actspace.errors import ActspaceError
 from actspace.methods.toys.heads import head_scores
 from actspace.methods.toys.resume import Resume, TrainingState
-
-log = logging.getLogger(__name__)
 from actspace.methods.toys.model import ToyArchitecture, build_toy_model
 from actspace.data.tasks import Batch, CopyTask, make_batch
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
