@@ -181,8 +181,8 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
     from actspace.methods.toys.resume import Resume
 
     class KilledAfter(Resume):
-        def save(self, state):
-            super().save(state)
+        def save_state(self, state):
+            super().save_state(state)
             if state.step == 20:
                 raise KeyboardInterrupt
 
@@ -191,8 +191,8 @@ def test_a_killed_training_resumes_to_the_same_weights(tmp_path):
     whole, whole_metrics, whole_history = train(COPY, arch, config, progress=False)
     with pytest.raises(KeyboardInterrupt):
         train(COPY, arch, config, progress=False, resume=KilledAfter(tmp_path, "k", 10))
-    assert Resume(tmp_path, "k", 10).load().step == 20
-    assert Resume(tmp_path, "other settings", 10).load() is None
+    assert Resume(tmp_path, "k", 10).load_state().step == 20
+    assert Resume(tmp_path, "other settings", 10).load_state() is None
     resumed, metrics, history = train(
         COPY, arch, config, progress=False, resume=Resume(tmp_path, "k", 10)
     )
@@ -360,19 +360,19 @@ def test_a_killed_train_toy_job_resumes_and_cleans_up(tmp_path, monkeypatch):
         return outputs
 
     whole = run(tmp_path / "whole")
-    original = Resume.save
+    original = Resume.save_state
 
     def killed(self, state):
         original(self, state)
         if state.step == 20:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(Resume, "save", killed)
+    monkeypatch.setattr(Resume, "save_state", killed)
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path / "again")
     assert (tmp_path / "again" / ".resume" / "state").is_dir()
     assert not (tmp_path / "again" / "model").exists()
-    monkeypatch.setattr(Resume, "save", original)
+    monkeypatch.setattr(Resume, "save_state", original)
     again = run(tmp_path / "again")
     assert not (tmp_path / "again" / ".resume").exists()
     a = load_model(whole[0]).model.state_dict()

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import torch
 
+from actspace.checkpoint import Checkpoint, checkpoint_folder, checkpoint_key
 from actspace.errors import ActspaceError
 from actspace.methods.partition.circuits import block_circuit
 from actspace.methods.partition.math import (
@@ -34,6 +36,8 @@ from actspace.models import load_model
 from actspace.store import atomic_store, open_store, provenance, read_site, write_csv
 
 log = logging.getLogger(__name__)
+
+CHECKPOINT_EVERY = 250  # NDM steps between saved optimisation states
 
 
 def _derived_provenance(kind: str, source: Any, **fields: Any) -> dict[str, Any]:
@@ -82,7 +86,15 @@ def partition_job(
         len(pool),
         len(site),
     )
-    result = train_partition(pool, config, progress)
+    # the optimisation's state is saved beside the output so a killed job resumes
+    # (actspace.checkpoint); only for the same settings, site, input store and code
+    identity = {key: source.get(key) for key in ("weights_sha256", "corpus", "created")}
+    key = checkpoint_key(
+        {"settings": asdict(config), "layer": layer, "input": identity},
+        "actspace.methods.partition.train",
+    )
+    checkpoint = Checkpoint(checkpoint_folder(out), key, CHECKPOINT_EVERY)
+    result = train_partition(pool, config, progress, checkpoint)
     generator = torch.Generator().manual_seed(config.seed + 1)
     mi_trained = estimate_mi(
         pool, result.R, result.sizes, config.mi_queries, config.mi_keys, generator
@@ -124,6 +136,7 @@ def partition_job(
         share = (variances / variances.sum()).numpy().astype(np.float32)
         group.create_array("variance_explained", data=share)
         group.create_array("effective_rank", data=np.asarray(ranks, dtype=np.float32))
+    checkpoint.clear()
     log.info("partition %s (%s) written to %s", result.sizes, result.stopped, out)
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from actspace.checkpoint import Checkpoint, optimiser_state, optimiser_tensors
 from actspace.errors import ActspaceError
 from actspace.methods.partition.math import (
     ksg_mutual_information,
@@ -117,13 +118,45 @@ def estimate_mi(
         return ksg_mutual_information(queries, keys, sizes, scales)
 
 
+def _save(
+    checkpoint: Checkpoint,
+    step: int,
+    rotation: nn.Module,
+    optimiser: torch.optim.Optimizer,
+    generator: torch.Generator,
+    result: PartitionResult,
+    sizes: list[int],
+    seconds: float,
+) -> None:
+    """The whole state after ``step``: what :func:`train_partition` needs to continue."""
+    tensors = {f"rotation.{k}": v for k, v in rotation.state_dict().items()}
+    optimiser_part, optimiser_meta = optimiser_tensors("optim", optimiser.state_dict())
+    tensors.update(optimiser_part, generator=generator.get_state(), torch_rng=torch.get_rng_state())
+    meta = {
+        "step": step,
+        "sizes": sizes,
+        "losses": result.losses,
+        "merges": result.merges,
+        "optimiser": optimiser_meta,
+        "seconds": seconds,
+    }
+    checkpoint.save(tensors, meta)
+
+
 def train_partition(
-    activations: torch.Tensor, settings: PartitionSettings, progress: bool = True
+    activations: torch.Tensor,
+    settings: PartitionSettings,
+    progress: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> PartitionResult:
     """Learn R and the partition of ``activations`` (n, d) by NDM with merging.
 
     Each step draws ``batch_size`` queries and ``key_pool`` keys from the pool, disjoint
-    (the key pool is never empty, however small the pool), and takes one Adam step.
+    (the key pool is never empty, however small the pool), and takes one Adam step. With
+    ``checkpoint``, the whole state (R's parametrisation, Adam's moments, the random
+    generators, sizes, losses and merges so far) is saved every ``checkpoint.every`` steps
+    and a saved state of the same key is continued from, with the same result as an
+    uninterrupted run (``seconds`` counts every attempt).
     """
     n, d = activations.shape
     if d % settings.unit_size:
@@ -136,9 +169,28 @@ def train_partition(
     rotation = orthogonal_rotation(torch.eye(d))
     optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
     result = PartitionResult(rotation.weight.detach().clone(), sizes)
-    started = time.perf_counter()
-    bar = tqdm(range(1, settings.max_steps + 1), desc="NDM", disable=not progress, mininterval=5)
+    start, earlier = 0, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        tensors, meta = saved
+        start, earlier, sizes = meta["step"], meta["seconds"], meta["sizes"]
+        result.losses, result.merges, result.steps = meta["losses"], meta["merges"], start
+        prefix = "rotation."
+        rotation.load_state_dict(
+            {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+        )
+        optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+        optimiser.load_state_dict(optimiser_state("optim", tensors, meta["optimiser"]))
+        generator.set_state(tensors["generator"])
+        torch.set_rng_state(tensors["torch_rng"])
+        log.info("resumed from the state saved at step %d (%d subspaces)", start, len(sizes))
+    started = time.perf_counter() - earlier
+    steps = range(start + 1, settings.max_steps + 1)
+    bar = tqdm(steps, desc="NDM", disable=not progress, mininterval=5, initial=start)
     for step in bar:
+        if checkpoint is not None and checkpoint.due(step - 1, start):
+            seconds = time.perf_counter() - started
+            _save(checkpoint, step - 1, rotation, optimiser, generator, result, sizes, seconds)
         query_rows, key_rows = disjoint_split(n, settings.batch_size, settings.key_pool, generator)
         queries, keys = activations[query_rows], activations[key_rows]
         loss = ndm_loss(rotation.weight, queries, keys, sizes, settings.search_block)

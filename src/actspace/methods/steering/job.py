@@ -21,6 +21,7 @@ Stores (``results/steering/{model}/{run}/``):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from actspace.checkpoint import Checkpoint, checkpoint_folder, checkpoint_key
 from actspace.data.corpora import documents_of
 from actspace.data.generation import pad_token_id
 from actspace.errors import ActspaceError
@@ -191,6 +193,23 @@ def steering_attrs(adapter: ModelAdapter, source: int, target: int, **fields: An
     )
 
 
+def resumable(out: str, adapter: ModelAdapter, settings: dict, *inputs: str) -> Checkpoint:
+    """Where a killed optimisation writing ``out`` saves its blocks and continues from
+    (:mod:`actspace.checkpoint`): only for the same settings, weights, input stores (their
+    creation time) or files (their sha256) and steering code."""
+    identity = []
+    for path in inputs:
+        if Path(path).is_dir():
+            identity.append(open_store(path).attrs.get("created"))
+        else:
+            identity.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
+    key = checkpoint_key(
+        {"settings": settings, "weights": adapter.manifest["weights_sha256"], "inputs": identity},
+        "actspace.methods.steering.job",
+    )
+    return Checkpoint(checkpoint_folder(out), key)
+
+
 # ---------------------------------------------------------------------- MELBO
 def melbo_job(
     model_dir: str, corpus_store: str, out: str, device: str, run: str, settings: dict
@@ -202,6 +221,7 @@ def melbo_job(
     prompts = batch_of(adapter, docs)
     source, target = cfg.blocks(adapter.n_layers)
     objective = objective_fn(adapter, prompts, cfg)
+    checkpoint = resumable(out, adapter, settings, corpus_store)
     result = learn_melbo(
         objective,
         adapter.d_model,
@@ -211,6 +231,7 @@ def melbo_job(
         cfg.lr,
         cfg.block,
         cfg.seed,
+        checkpoint=checkpoint,
     )
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     random = random_orthogonal(
@@ -233,6 +254,7 @@ def melbo_job(
         group.create_array("objective_history", data=result.history)
         group.create_array("random_vectors", data=random.numpy())
         group.create_array("random_objective", data=random_objective)
+    checkpoint.clear()
     log.info(
         "MELBO %s: objective learned %.3g-%.3g, random %.3g-%.3g",
         run,
@@ -380,6 +402,8 @@ def ortho_job(
         acts = steered_target(adapter, prompts, thetas, source, target)
         return ortho_loss(masked_mean(acts, prompts.mask), base_mean)
 
+    inputs = [corpus_store, melbo_store] + ([cfg.base_file] if cfg.base_file else [])
+    checkpoint = resumable(out, adapter, settings, *inputs)
     result = learn_ortho(
         loss_fn,
         theta0,
@@ -390,6 +414,7 @@ def ortho_job(
         cfg.min_norm,
         cfg.collapse_blocks,
         cfg.seed,
+        checkpoint=checkpoint,
     )
     found = result.vectors
     finite = torch.isfinite(found).all(1)
@@ -444,6 +469,7 @@ def ortho_job(
             group.create_array(f"combination_{name}", data=combo.numpy())
             group.create_array(f"combination_{name}_kl_i_to_0", data=forward)
             group.create_array(f"combination_{name}_kl_0_to_i", data=backward)
+    checkpoint.clear()
     log.info("MELBO-ortho: %s", {k: attrs[k] for k in ("stopped", "n_kept", "n_below_control")})
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from actspace.checkpoint import Checkpoint
 from actspace.errors import ActspaceError
 from actspace.methods.steering.math import (
     OrthonormalBasis,
@@ -46,6 +47,37 @@ def _check_finite(values: torch.Tensor, what: str, step: int) -> None:
         )
 
 
+def _save_blocks(
+    checkpoint: Checkpoint | None,
+    generator: torch.Generator,
+    produced: int,
+    arrays: dict[str, list],
+    **meta,
+) -> None:
+    """After a finished block: the vectors and per-vector arrays so far (concatenated) and the
+    generator, enough for :func:`_load_blocks` to continue with the next block."""
+    if checkpoint is None:
+        return
+    tensors = {name: torch.as_tensor(np.concatenate(parts)) for name, parts in arrays.items()}
+    checkpoint.save({**tensors, "generator": generator.get_state()}, {"produced": produced, **meta})
+
+
+def _load_blocks(
+    checkpoint: Checkpoint | None, generator: torch.Generator, basis: OrthonormalBasis
+) -> tuple[dict[str, list], dict]:
+    """The saved arrays (one part each) and meta, the generator restored and the saved
+    vectors added to ``basis`` in their order; empty when nothing of this key is saved."""
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is None:
+        return {}, {"produced": 0}
+    tensors, meta = saved
+    generator.set_state(tensors.pop("generator"))
+    for row in tensors["vectors"]:
+        if torch.isfinite(row).all():
+            basis.add(row)
+    return {name: [value.numpy()] for name, value in tensors.items()}, meta
+
+
 @dataclass
 class MelboResult:
     """MELBO's vectors (n, d), final objectives (n,) and objective per step (n, steps)."""
@@ -65,6 +97,7 @@ def learn_melbo(
     block: int,
     seed: int,
     progress: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> MelboResult:
     """Learn ``n_vectors`` mutually orthogonal vectors of norm ``radius`` maximising
     ``objective`` (MELBO, Mack & Turner 2024).
@@ -75,12 +108,16 @@ def learn_melbo(
     ``radius``; the vectors of one block are made orthonormal symmetrically
     (:func:`~actspace.methods.steering.math.symmetric_orthonormal`: the block maximises the
     sum of its objectives on the set of orthogonal vectors; ``block = 1`` is the reference).
+    With ``checkpoint``, the vectors so far are saved after every block and a killed run
+    continues with the next block, ending as an uninterrupted run would.
     """
     generator = torch.Generator().manual_seed(seed)
     basis = OrthonormalBasis(d)
-    vectors, finals, history = [], [], []
+    saved, meta = _load_blocks(checkpoint, generator, basis)
+    vectors, finals, history = (saved.get(k, []) for k in ("vectors", "objective", "history"))
+    produced = meta["produced"]
     bar = tqdm(total=n_vectors * steps, desc="MELBO", unit="step", disable=not progress)
-    produced = 0
+    bar.update(produced * steps)
     while produced < n_vectors:
         m = min(block, n_vectors - produced)
         produced += m
@@ -106,11 +143,15 @@ def learn_melbo(
             final = objective(theta.detach())
         for row in theta.detach():
             basis.add(row)
-        vectors.append(theta.detach().clone())
+        vectors.append(theta.detach().clone().numpy())
         finals.append(final.numpy())
         history.append(curve)
+        arrays = {"vectors": vectors, "objective": finals, "history": history}
+        _save_blocks(checkpoint, generator, produced, arrays)
     bar.close()
-    return MelboResult(torch.cat(vectors), np.concatenate(finals), np.concatenate(history))
+    return MelboResult(
+        torch.from_numpy(np.concatenate(vectors)), np.concatenate(finals), np.concatenate(history)
+    )
 
 
 @dataclass
@@ -136,6 +177,7 @@ def learn_ortho(
     collapse_blocks: int,
     seed: int,
     progress: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> OrthoResult:
     """Vectors orthogonal to ``theta0`` and to each other, each minimising ``loss_fn``
     (MELBO-ortho, Goldman-Wetzler 2024): Adam (lr ``lr``), no norm constraint, theta projected
@@ -145,7 +187,8 @@ def learn_ortho(
     Starts from a random direction with theta_0's norm orthogonal to the set (the reference
     leaves the start to the caller). Stops at ``n_max`` vectors, at d - 1 (the whole orthogonal
     complement), or after ``collapse_blocks`` consecutive blocks
-    whose vectors all end at norm <= ``min_norm`` (the norms have collapsed).
+    whose vectors all end at norm <= ``min_norm`` (the norms have collapsed). With
+    ``checkpoint``, saved after every block as :func:`learn_melbo`.
     """
     d = theta0.numel()
     start_norm = float(theta0.norm())
@@ -155,11 +198,15 @@ def learn_ortho(
     generator = torch.Generator().manual_seed(seed)
     basis = OrthonormalBasis(d)
     basis.add(theta0)
-    vectors, finals, history, kept = [], [], [], []
-    collapsed, stopped = 0, f"n_max ({n_max})"
+    saved, meta = _load_blocks(checkpoint, generator, basis)
+    vectors, finals, history, kept = (
+        saved.get(k, []) for k in ("vectors", "loss", "history", "kept")
+    )
+    produced, collapsed = meta["produced"], meta.get("collapsed", 0)
+    stopped = meta.get("stopped", f"n_max ({n_max})")
     bar = tqdm(total=n_max * steps, desc="MELBO-ortho", unit="step", disable=not progress)
-    produced = 0
-    while produced < n_max:
+    bar.update(produced * steps)
+    while produced < n_max and not meta.get("stopped"):
         m = min(block, n_max - produced)
         produced += m
         theta = torch.nn.Parameter(random_orthogonal(m, d, start_norm, basis, generator).float())
@@ -182,17 +229,22 @@ def learn_ortho(
         for row in result:
             if torch.isfinite(row).all():
                 basis.add(row)
-        vectors.append(result)
+        vectors.append(result.numpy())
         finals.append(final.numpy())
         history.append(curve)
         kept.append(keep.numpy())
         collapsed = 0 if bool(keep.any()) else collapsed + 1
-        if collapsed >= collapse_blocks:
+        done = collapsed >= collapse_blocks
+        if done:
             stopped = f"norms collapsed ({collapse_blocks} blocks at norm <= {min_norm})"
+        arrays = {"vectors": vectors, "loss": finals, "history": history, "kept": kept}
+        extra = {"stopped": stopped} if done else {}
+        _save_blocks(checkpoint, generator, produced, arrays, collapsed=collapsed, **extra)
+        if done:
             break
     bar.close()
     return OrthoResult(
-        torch.cat(vectors),
+        torch.from_numpy(np.concatenate(vectors)),
         np.concatenate(finals),
         np.concatenate(history),
         np.concatenate(kept),

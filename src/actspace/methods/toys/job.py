@@ -6,8 +6,6 @@ The toys: see :mod:`actspace.methods.toys`.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import shutil
 import time
@@ -17,13 +15,13 @@ from typing import Any
 
 from torch import nn
 
+from actspace.checkpoint import checkpoint_key
 from actspace.methods.toys.heads import SCORES
 from actspace.methods.toys.model import ToyArchitecture, toy_tokenizer
 from actspace.methods.toys.resume import Resume
 from actspace.methods.toys.spec import ToySpec, passes_bars
 from actspace.methods.toys.training import TrainSettings, train
 from actspace.models.sources import write_model_dir
-from actspace.provenance import code_hash
 from actspace.store import atomic_directory, write_csv
 
 log = logging.getLogger(__name__)
@@ -32,12 +30,6 @@ METRIC_COLUMNS = ("step", "loss", "accuracy", "accuracy_long", "train_loss", "se
 
 
 RESUME_EVERY = 250  # steps between saved training states
-
-
-def resume_key(entry: dict[str, Any]) -> str:
-    """What a saved training state must match: the toy's settings and the training code."""
-    text = json.dumps(entry, sort_keys=True) + code_hash("actspace.methods.toys.training")
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def train_toy_job(
@@ -63,7 +55,8 @@ def train_toy_job(
     # the training state and the checkpoints so far live beside the outputs until the end,
     # so a killed job resumes (see actspace.methods.toys.resume); a state is reused only for
     # the same settings and training code
-    resume = Resume(Path(model).parent / ".resume", resume_key(entry), RESUME_EVERY)
+    key = checkpoint_key(entry, "actspace.methods.toys.training")
+    resume = Resume(Path(model).parent / ".resume", key, RESUME_EVERY)
     work = resume.folder / "checkpoints"
     work.mkdir(parents=True, exist_ok=True)
 

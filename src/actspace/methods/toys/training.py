@@ -172,7 +172,7 @@ def train(
     history: list[dict] = []
     bar = tqdm(total=settings.steps + 1, desc="train", disable=not progress, mininterval=2)
     running, start, earlier = math.nan, 0, 0.0
-    saved = resume.load() if resume is not None else None
+    saved = resume.load_state() if resume is not None else None
     if saved is not None:
         model.load_state_dict(saved.model)
         optimiser.load_state_dict(saved.optimiser)
@@ -187,7 +187,7 @@ def train(
     for step in range(start, settings.steps + 1):
         bar.update(1)
         if resume is not None and resume.due(step, start):
-            resume.save(
+            resume.save_state(
                 TrainingState(
                     step=step,
                     model=model.state_dict(),
