@@ -1,6 +1,7 @@
 # actspace: the two commands of the README.
 #   make run    set up (once) and run the full default workflow on the embedded model
 #   make test   set up (once) and run lint, format checks and the test suite
+#   make determinism   the CI profile run twice, every store compared
 VENV ?= .venv
 PY := $(VENV)/bin/python
 CORES ?= all
@@ -9,7 +10,7 @@ CORES ?= all
 TORCH_SPEC ?= torch==2.13.0
 SNAKEMAKE_ARGS ?=
 
-.PHONY: setup run test browser
+.PHONY: setup run test browser determinism
 setup: $(VENV)/.installed
 
 # headless Chromium (Debian's package) for the test that opens the Snakemake report; where it
@@ -36,3 +37,7 @@ test: setup browser
 	$(VENV)/bin/snakefmt --check .
 	$(VENV)/bin/black --check --quiet src tests benchmarks workflow/scripts
 	$(PY) -m pytest
+
+# the CI profile run twice in fresh directories, every store compared (about 15 minutes)
+determinism: setup
+	$(PY) -m pytest -m determinism -s tests/reliability/test_determinism.py

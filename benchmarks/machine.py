@@ -22,11 +22,14 @@ def machine() -> dict[str, object]:
     }
 
 
+SMOLLM2_DIR = "results/models/smollm2-135m"  # the embedded model as the default run leaves it
+
+
 def smollm2(corpus: str) -> dict[str, str]:
     """Default ``--model`` and ``--corpus``: the embedded model and one of its corpora as the
     default run leaves them."""
     return {
-        "model": "results/models/smollm2-135m",
+        "model": SMOLLM2_DIR,
         "corpus": f"results/corpora/smollm2-135m/{corpus}.zarr",
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -310,3 +311,25 @@ def ci_profile_run(tmp_path_factory) -> Path:
     result = run_workflow(workdir, None, "--configfile", str(REPO / "config" / "ci.yaml"))
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
+
+
+def jobs_planned(result) -> dict[str, int]:
+    """Job counts of a dry run's 'Job stats' table."""
+    lines = result.stdout.splitlines()
+    if "Job stats:" not in lines:
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3 :]:
+        parts = line.split()
+        if len(parts) != 2 or parts[0] == "total":
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture
+def workdir(tmp_path, tiny_workflow):
+    """A private copy of the finished tiny run (Snakemake metadata included)."""
+    copy = tmp_path / "run"
+    shutil.copytree(tiny_workflow, copy, symlinks=True)
+    return copy

@@ -242,3 +242,10 @@ def test_random_init_is_seeded_and_keeps_the_architecture(tmp_path):
     assert torch.equal(w[0], w[1]) and not torch.equal(w[0], w[2])
     assert not torch.equal(w[0], model.model.layers[0].mlp.up_proj.weight)
     assert read_manifest(folder)["name"] == "tiny"
+
+
+def test_a_write_block_beyond_the_model_stops_naming_the_range(tiny):
+    from actspace.methods.regions.job import measure
+
+    with pytest.raises(ActspaceError, match="write_block 5 is not a block of this 2-block model"):
+        measure(tiny, prompts_of(tiny), settings(write_block=5), "tiny")

@@ -8,17 +8,15 @@ import json
 import shutil
 
 import numpy as np
-import zarr
-import pytest
 
 from actspace.store import open_store
 from conftest import (
     REPO,
     check_figure_files,
     declared_figures,
+    jobs_planned,
     run_workflow,
     snapshot,
-    start_workflow,
     tiny_workflow_config,
 )
 
@@ -29,28 +27,6 @@ TEXT_SUBSPACE_JOBS = {
     "text_subspaces_summary": 1,
 }
 REPORT_JOBS = {"summary_report": 1, "all": 1}
-
-
-def _jobs_planned(result) -> dict[str, int]:
-    """Job counts of a dry run's 'Job stats' table."""
-    lines = result.stdout.splitlines()
-    if "Job stats:" not in lines:
-        return {}
-    counts = {}
-    for line in lines[lines.index("Job stats:") + 3 :]:
-        parts = line.split()
-        if len(parts) != 2 or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
-
-
-@pytest.fixture
-def workdir(tmp_path, tiny_workflow):
-    """A private copy of the finished tiny run (Snakemake metadata included)."""
-    copy = tmp_path / "run"
-    shutil.copytree(tiny_workflow, copy, symlinks=True)
-    return copy
 
 
 def test_outputs_of_the_tiny_run(tiny_workflow):
@@ -99,7 +75,7 @@ def test_second_run_does_nothing(workdir, tiny_llama_dir):
 def test_changing_an_analysis_setting_reruns_that_analysis_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["text_subspaces"]["grid_points"] = 5
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert planned == TEXT_SUBSPACE_JOBS | REPORT_JOBS
 
 
@@ -165,7 +141,7 @@ def test_editing_summaries_figures_and_reports_reruns_no_computation(
         + [package / "plotting.py", *package.glob("reporting/*.py")]
     ]
     env = _edited_package(tmp_path, *edited)
-    planned = _jobs_planned(
+    planned = jobs_planned(
         run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), "--dry-run", env=env)
     )
     assert planned == PRESENTATION_JOBS | REPORT_JOBS
@@ -173,14 +149,14 @@ def test_editing_summaries_figures_and_reports_reruns_no_computation(
 
 def test_editing_one_methods_math_reruns_that_method_only(workdir, tiny_llama_dir, tmp_path):
     env = _edited_package(tmp_path, "methods/text_subspaces/math.py")
-    planned = _jobs_planned(
+    planned = jobs_planned(
         run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), "--dry-run", env=env)
     )
     assert planned == TEXT_SUBSPACE_JOBS | REPORT_JOBS
 
 
 def test_a_method_target_plans_that_method_only(tmp_path, tiny_llama_dir):
-    planned = _jobs_planned(
+    planned = jobs_planned(
         run_workflow(
             tmp_path / "fresh", tiny_workflow_config(tiny_llama_dir), "--dry-run", "weights_svd"
         )
@@ -197,7 +173,7 @@ def test_a_method_target_plans_that_method_only(tmp_path, tiny_llama_dir):
 
 def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir, dtype="float16")
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     # the two captured corpora, the continued texts the text subspaces need, the toy's task
     # sequences the partition needs, and dependents
     assert (
@@ -218,7 +194,7 @@ def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, 
 def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["corpora"]["tiny-prompts"]["prompts"].append("green blue red")  # not in text_subspaces
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert (
         planned
         == {"tokenize_corpus": 1, "capture_residuals": 1, "capture_summary": 1} | REPORT_JOBS
@@ -228,11 +204,11 @@ def test_changing_a_corpus_reruns_that_corpus_only(workdir, tiny_llama_dir):
 def test_changing_a_steering_part_reruns_only_its_jobs(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["steering"]["generate"]["tokens"] = 5
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert planned == {"steering_generations": 1, "steering_summary": 1} | REPORT_JOBS
     config = tiny_workflow_config(tiny_llama_dir)
     config["steering"]["ortho"]["steps"] = 5
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert (
         planned
         == {
@@ -283,90 +259,12 @@ def test_a_toy_is_an_ordinary_model_of_the_pipeline(workdir, tiny_llama_dir):
 def test_changing_a_toy_retrains_that_toy_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["toys"]["specs"]["tiny-bigram"]["train"]["steps"] = 12
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     toy_jobs = {"train_toy": 1, "toy_figures": 1, "toys_summary": 1}
     assert planned == toy_jobs | REPORT_JOBS
     # the architecture search is its own target, outside `rule all`
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run", "toy_searches"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run", "toy_searches"))
     assert planned == {"toy_search": 1, "toy_searches": 1}
-
-
-def _fails_cleanly(workdir, config, message, env=None):
-    before = snapshot(workdir / "results")
-    result = run_workflow(workdir, config, env=env)
-    assert result.returncode != 0
-    assert message in result.stderr, result.stderr[-3000:]
-    after = snapshot(workdir / "results")
-    assert {k: v for k, v in after.items() if k in before and "logs" not in k} == {
-        k: v for k, v in before.items() if "logs" not in k
-    }
-    return result
-
-
-def test_unknown_model_name(workdir, tiny_llama_dir):
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["capture"]["models"] = ["tiny", "no-such-model"]
-    _fails_cleanly(workdir, config, "config capture.models names 'no-such-model'")
-
-
-def test_config_key_of_the_wrong_type(workdir, tiny_llama_dir):
-    config = tiny_workflow_config(tiny_llama_dir, batch_tokens="lots")
-    result = _fails_cleanly(workdir, config, "'lots' is not of type 'integer'")
-    assert "batch_tokens" in result.stderr
-
-
-def test_a_config_typo_names_the_key_and_the_allowed_keys(workdir, tiny_llama_dir):
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["capture"]["dtyp"] = "float16"
-    result = _fails_cleanly(workdir, config, "unknown key 'dtyp' in capture; allowed: ")
-    assert "dtype" in result.stderr and "residual-stream capture" in result.stderr
-    assert "additionalProperties" not in result.stderr  # not the schema printed whole
-    assert "'type': 'object'" not in result.stderr
-
-
-def test_empty_prompt_list(workdir, tiny_llama_dir):
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["corpora"]["tiny-prompts"]["prompts"] = []
-    result = _fails_cleanly(workdir, config, "[] should be non-empty")
-    assert "tiny-prompts" in result.stderr
-
-
-def _with_extra_model(tiny_llama_dir, name, spec):
-    """The tiny config, capturing also model ``name`` defined by ``spec``."""
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["models"][name] = spec
-    config["capture"]["models"] = ["tiny", name]
-    return config
-
-
-def test_missing_gguf_package(workdir, tiny_llama_dir):
-    spec = {"source": "package-gguf", "package": "actspace-no-such-package"}
-    _fails_cleanly(
-        workdir,
-        _with_extra_model(tiny_llama_dir, "ghost", spec),
-        "the package 'actspace-no-such-package' that ships the model's GGUF file is not installed",
-    )
-
-
-def test_offline_hub_id(workdir, tiny_llama_dir, tmp_path):
-    spec = {"source": "hub", "repo_id": "openai-community/gpt2"}
-    _fails_cleanly(
-        workdir,
-        _with_extra_model(tiny_llama_dir, "hubbed", spec),
-        "cannot fetch model 'hubbed' (openai-community/gpt2@main) from the Hugging Face hub",
-        env={"HF_HOME": str(tmp_path / "empty-hf-home")},
-    )
-
-
-def test_prompt_longer_than_the_context(workdir, tiny_llama_dir):
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["corpora"]["too-long"] = {"type": "prompts", "prompts": ["the " * 80]}
-    config["capture"]["corpora"] = ["tiny-prompts", "too-long"]
-    _fails_cleanly(
-        workdir,
-        config,
-        "corpus 'too-long': document 0 has 81 tokens, more than the model's context of 64",
-    )
 
 
 def test_partition_outputs_of_the_tiny_run(tiny_workflow):
@@ -466,7 +364,7 @@ def test_regions_outputs_of_the_tiny_run(tiny_workflow):
 def test_changing_a_regions_setting_reruns_regions_only(workdir, tiny_llama_dir):
     config = tiny_workflow_config(tiny_llama_dir)
     config["regions"]["steps"] = 7
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run"))
     assert planned == REGIONS_JOBS | REPORT_JOBS
 
 
@@ -479,7 +377,7 @@ def test_every_figure_is_a_png_and_a_pdf_and_the_figures_target_recomputes_nothi
     # delete every figure: the figures target redraws them from the finished stores
     for path in declared:
         (workdir / path).unlink()
-    planned = _jobs_planned(run_workflow(workdir, config, "--dry-run", "figures"))
+    planned = jobs_planned(run_workflow(workdir, config, "--dry-run", "figures"))
     assert planned == {
         name: count for name, count in PRESENTATION_JOBS.items() if not name.endswith("summary")
     } | {"figures": 1}
@@ -524,121 +422,3 @@ def test_the_report_builds_offline_and_opens_in_a_browser(workdir, tiny_llama_di
     )
     assert seen["images_shown"] >= 1  # a figure opened from the menu is displayed
     assert (workdir / "results/report.png").stat().st_size > 10_000
-
-
-def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_dir):
-    """Snakemake's lock: while one run works on a directory, a second one stops with a
-    clear message and changes nothing; the first finishes normally."""
-    import time
-
-    config = tiny_workflow_config(tiny_llama_dir)
-    first = start_workflow(tmp_path, config, "--keep-going", "weights_svd")
-    locks = tmp_path / ".snakemake" / "locks"
-    deadline = time.monotonic() + 120
-    while not (locks.exists() and any(locks.iterdir())) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert first.poll() is None, "the first run ended before the second could start"
-    # Snakemake sees the first run's outputs as incomplete and stops; told to rerun
-    # incomplete outputs (as the profiles do), it meets the first run's lock and stops
-    second = run_workflow(tmp_path, config, "--keep-going", "weights_svd")
-    assert second.returncode != 0 and "Incomplete files" in second.stderr
-    second = run_workflow(tmp_path, config, "--rerun-incomplete", "weights_svd")
-    assert second.returncode != 0 and "cannot be locked" in second.stderr
-    assert first.wait(timeout=900) == 0
-
-
-def test_a_failing_model_check_stops_only_that_models_jobs(tmp_path, tiny_llama_dir):
-    """A model whose hooked forward differs from transformers' (here: a NaN weight) fails its
-    check with the site and block named; its captures never run, the other model's do."""
-    from safetensors.torch import load_file, save_file
-
-    broken = tmp_path / "broken-model"
-    shutil.copytree(tiny_llama_dir, broken)
-    weights = load_file(broken / "model.safetensors")
-    name = next(k for k in weights if k.endswith("layers.1.mlp.down_proj.weight"))
-    weights[name][0, 0] = float("nan")
-    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
-    config = _with_extra_model(tiny_llama_dir, "broken", {"source": "local", "path": str(broken)})
-    targets = [f"results/activations/{m}/tiny-prompts.zarr" for m in ("tiny", "broken")]
-    result = run_workflow(tmp_path / "run", config, "--keep-going", *targets)
-    assert result.returncode != 0
-    assert "error in rule check_model" in result.stderr
-    assert (
-        "differs from transformers' own: resid_pre + attn_out + mlp_out of block 1" in result.stderr
-    )
-    activations = tmp_path / "run" / "results" / "activations"
-    assert (activations / "tiny" / "tiny-prompts.zarr").is_dir()
-    assert not (activations / "broken").exists()
-    good = json.loads((tmp_path / "run" / "results" / "checks" / "tiny.json").read_text())
-    assert good["passed"] and good["max_error"] <= good["tolerance"]
-
-
-def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
-    """SIGKILL to a running toy-training job: snakemake reports it failed and keeps nothing
-    partial as complete; the next run reruns exactly that job, which resumes from its saved
-    state, and no temporary folder is left behind."""
-    import os
-    import signal
-    import subprocess
-    import time
-
-    config = tiny_workflow_config(tiny_llama_dir)
-    config["toys"]["train"] = ["tiny-copy"]
-    config["toys"]["specs"]["tiny-copy"]["train"]["steps"] = 1500
-    first = start_workflow(tmp_path, config, "--keep-going", "toys")
-    state = tmp_path / "results/toys/tiny-copy/.resume/state/state.json"
-    deadline = time.monotonic() + 300
-    while not state.exists() and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.2)
-    assert state.exists(), "no training state was saved before the deadline"
-    jobs = subprocess.run(
-        ["pgrep", "-s", str(first.pid), "-f", "train_toy.py"], capture_output=True, text=True
-    ).stdout.split()
-    assert jobs, "the training job's process was not found"
-    for pid in jobs:
-        os.kill(int(pid), signal.SIGKILL)
-    assert first.wait(timeout=120) != 0
-    toys = tmp_path / "results/toys/tiny-copy"
-    assert not (toys / "metrics.csv").exists() and not (toys / "model").exists()
-    result = run_workflow(tmp_path, config, "--dry-run", "toys")
-    assert _jobs_planned(result) == {"train_toy": 1, "toy_figures": 1, "toys_summary": 1, "toys": 1}
-    result = run_workflow(tmp_path, config, "--keep-going", "toys")
-    assert result.returncode == 0, result.stderr[-2000:]
-    log = (tmp_path / "results/logs/train_toy/tiny-copy.log").read_text()
-    assert "resumed from the state saved at step" in log
-    assert not (toys / ".resume").exists()
-    assert not list((tmp_path / "results").rglob(".*.tmp-*"))
-    rows = (toys / "metrics.csv").read_text().splitlines()
-    assert rows[-1].startswith("1500,")
-
-
-def test_the_same_config_writes_identical_stores(tiny_workflow, tmp_path, tiny_llama_dir):
-    """Determinism: the tiny config run again in a fresh directory writes the same content,
-    every array bit for bit and every attribute but the volatile ones (when, how fast, which
-    versions), for capture, weight SVD, toy training, partition and MELBO."""
-    from actspace.store import store_differences
-
-    stores = [
-        "results/activations/tiny/tiny-prompts.zarr",
-        "results/weights_svd/tiny/svd.zarr",
-        "results/partition/tiny-toy/tiny-copy-sequences/L1.stop2.zarr",
-        "results/steering/tiny/tiny-run/melbo.zarr",
-    ]
-    files = ["results/toys/tiny-copy/model/model.safetensors"]
-    config = tiny_workflow_config(tiny_llama_dir)
-    targets = [*stores, "results/toys/tiny-copy/model"]
-    result = run_workflow(tmp_path, config, "--keep-going", *targets)
-    assert result.returncode == 0, result.stderr[-2000:]
-    for store in stores:
-        assert store_differences(tiny_workflow / store, tmp_path / store) == [], store
-    for name in files:
-        assert (tiny_workflow / name).read_bytes() == (tmp_path / name).read_bytes(), name
-    # and the comparison is not blind: a changed attribute and a changed value are found
-    other = tmp_path / stores[0]
-    group = zarr.open_group(other, mode="r+")
-    group.attrs["corpus"] = "something else"
-    group["resid"][0, 0, 0] = group["resid"][0, 0, 0] + 1
-    assert store_differences(tiny_workflow / stores[0], other) == [
-        "/ attribute 'corpus'",
-        "array 'resid': values differ",
-    ]

@@ -195,7 +195,10 @@ def train_partition(
         queries, keys = activations[query_rows], activations[key_rows]
         loss = ndm_loss(rotation.weight, queries, keys, sizes, settings.search_block)
         if not torch.isfinite(loss):
-            raise ActspaceError(f"the NDM loss is {float(loss)} at step {step}; lower partition.lr")
+            raise ActspaceError(
+                f"the NDM loss is {loss.item()} at step {step}; a non-finite activation in the "
+                "pool, or lower partition.lr"
+            )
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(rotation.parameters(), settings.clip_grad)
