@@ -18,7 +18,9 @@ def test_a_non_finite_ndm_loss_stops_naming_the_step():
     data[7, 3] = float("inf")  # one bad activation reaches the loss when it is drawn
     section = with_defaults(dict(unit_size=2, max_steps=500, key_pool=64), "partition")
     config = PartitionSettings.from_config({**section, "stop_at_n_subspaces": None})
-    with pytest.raises(ActspaceError, match=r"the NDM loss is (nan|inf) at step \d+; a non-finite activation"):
+    with pytest.raises(
+        ActspaceError, match=r"the NDM loss is (nan|inf) at step \d+; a non-finite activation"
+    ):
         train_partition(data, config, progress=False)
 
 
