@@ -161,7 +161,7 @@ def test_a_killed_writers_temporary_is_removed_by_the_next_write(tmp_path):
         "    group.create_array('x', shape=(10,), dtype='f4')\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    src = str(Path(__file__).resolve().parents[1] / "src")
+    src = str(Path(__file__).resolve().parents[2] / "src")
     result = subprocess.run([sys.executable, "-c", script, str(path), src])
     assert result.returncode == -9
     stale = list(tmp_path.glob(".a.zarr.tmp-*"))
