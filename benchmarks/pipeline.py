@@ -2,6 +2,8 @@
 
 Run from a working directory whose default run has finished (``make run``):
 
+- the wall time of the finished run and of each rule's jobs, read from Snakemake's own
+  records (``.snakemake/metadata``: start and end of every job);
 - the wall time of a no-op ``snakemake`` (goal: under 5 s), and of its dry run;
 - for one setting of each method, changed in a config file layered over
   ``config/config.yaml``: the jobs a dry run plans, which must be that method's jobs, their
@@ -14,6 +16,7 @@ Writes results/benchmarks/pipeline.json (under the working directory).
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -59,6 +62,28 @@ def planned(output: str) -> dict[str, int]:
     }
 
 
+def rule_times(workdir: Path) -> tuple[float, dict[str, dict[str, float]]]:
+    """Wall seconds from the first job's start to the last job's end, and per rule the jobs
+    and their summed seconds, from Snakemake's metadata (one record per output of a job)."""
+    jobs: dict[int, dict] = {}
+    for path in (workdir / ".snakemake" / "metadata").iterdir():
+        record = json.loads(path.read_text())
+        if record.get("starttime") is None or record.get("endtime") is None:
+            continue
+        job = jobs.setdefault(record["job_hash"], {"rule": record["rule"], "start": 1e20, "end": 0})
+        job["start"] = min(job["start"], record["starttime"])
+        job["end"] = max(job["end"], record["endtime"])
+    rules: dict[str, dict[str, float]] = {}
+    for job in jobs.values():
+        row = rules.setdefault(job["rule"], {"jobs": 0, "seconds": 0.0})
+        row["jobs"] += 1
+        row["seconds"] += job["end"] - job["start"]
+    if not jobs:
+        return 0.0, rules
+    wall = max(j["end"] for j in jobs.values()) - min(j["start"] for j in jobs.values())
+    return wall, dict(sorted(rules.items(), key=lambda item: -item[1]["seconds"]))
+
+
 def main() -> None:
     args = arguments(__doc__, "pipeline", workdir=".")
     workdir = Path(args.workdir).resolve()
@@ -66,8 +91,18 @@ def main() -> None:
     dry, out = snakemake(workdir, "--dry-run")
     if planned(out):
         raise SystemExit(f"the run in {workdir} is not finished: {planned(out)}")
+    wall, rules = rule_times(workdir)
+    print(f"the finished run: {wall / 60:.1f} minutes from the first job's start to the last's end")
+    for rule, row in rules.items():
+        print(f"  {rule:<28} {row['jobs']:>4} jobs {row['seconds'] / 60:>7.1f} min")
     noop, _ = snakemake(workdir)
-    record = {"noop_seconds": noop, "noop_dry_run_seconds": dry, "changes": {}}
+    record = {
+        "run_wall_seconds": wall,
+        "rule_seconds": rules,
+        "noop_seconds": noop,
+        "noop_dry_run_seconds": dry,
+        "changes": {},
+    }
     print(f"no-op snakemake {noop:.1f} s (dry run {dry:.1f} s); goal < 5 s")
     with tempfile.TemporaryDirectory() as tmp:
         for method, (path, value, rules) in CHANGES.items():
