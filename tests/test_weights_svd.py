@@ -226,3 +226,23 @@ def test_the_kinds_come_from_the_model(tmp_path):
     )
     assert sorted(p.stem for p in (out / "tokens").iterdir()) == ["mlp_in", "mlp_out", "ov"]
     assert read.stored_kinds(open_store(out / "svd.zarr")) == ["ov", "mlp_in", "mlp_out"]
+
+
+@pytest.mark.parametrize("key", ["k_dirs", "k_tokens"])
+def test_more_directions_or_tokens_than_the_model_has_are_refused(tmp_path, key):
+    """Known only once the model is loaded: one more direction than d_model, one more token
+    than the vocabulary, refused at the job's start naming the key, value and range."""
+    from actspace.errors import ActspaceError
+
+    model, tokenizer = build_tiny_model("gpt2", seed=1)
+    write_model_dir(model, tokenizer, tmp_path / "gpt2", "gpt2", {"source": "local"})
+    most = {"k_dirs": model.config.n_embd, "k_tokens": model.config.vocab_size}[key]
+    value = most + 1
+    section = {"models": ["gpt2"], "k_dirs": 2, "k_tokens": 2, key: value, "n_null": 20}
+    settings = with_defaults(section, "weights_svd")
+    outputs = [str(tmp_path / name) for name in ("svd.zarr", "tokens", "q.csv", "e.csv")]
+    with pytest.raises(
+        ActspaceError, match=rf"weights_svd.{key}: {value} is more than .* allowed: 1\.\.{most}$"
+    ):
+        job.weights_svd_job(str(tmp_path / "gpt2"), *outputs, settings)
+    assert not any((tmp_path / name).exists() for name in ("svd.zarr", "tokens"))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from actspace.errors import ActspaceError
 from actspace.methods.weights_svd.edits import evaluate_edits
 from actspace.methods.weights_svd.matrices import (
     WeightMatrix,
@@ -119,6 +120,15 @@ def weights_svd_job(
     config = WeightSvdSettings.from_config(settings)
     k_dirs, k_tokens, seed = config.k_dirs, config.k_tokens, config.seed
     adapter = load_model(model_dir, device="cpu")
+    for key, value, most in (
+        ("k_dirs", k_dirs, adapter.d_model),
+        ("k_tokens", k_tokens, adapter.vocab_size),
+    ):
+        if value > most:
+            raise ActspaceError(
+                f"weights_svd.{key}: {value} is more than this model ({model_dir}) has; "
+                f"allowed: 1..{most}"
+            )
     tokenizer = adapter.tokenizer
     W_U = unembedding(adapter, config.fold_final_norm, config.center_unembedding)
     hoods = token_neighbourhoods(adapter.W_E, config.coherence_neighbours)
