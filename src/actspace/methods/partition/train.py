@@ -186,7 +186,8 @@ def train_partition(
         log.info("resumed from the state saved at step %d (%d subspaces)", start, len(sizes))
     started = time.perf_counter() - earlier
     steps = range(start + 1, settings.max_steps + 1)
-    bar = tqdm(steps, desc="NDM", disable=not progress, mininterval=5, initial=start)
+    total, quiet = settings.max_steps, not progress
+    bar = tqdm(steps, desc="NDM", total=total, initial=start, disable=quiet, mininterval=5)
     for step in bar:
         if checkpoint is not None and checkpoint.due(step - 1, start):
             seconds = time.perf_counter() - started
