@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import platform
+import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,13 @@ def arguments(doc: str, name: str, **options: Any) -> argparse.Namespace:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     return args
+
+
+def timed(fn: Any) -> tuple[float, Any]:
+    """Wall seconds of one call of ``fn`` and its value."""
+    started = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - started, value
 
 
 def write_record(out: str, record: dict[str, Any]) -> None:

@@ -19,7 +19,6 @@ Writes results/benchmarks/text_subspaces.json.
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -27,13 +26,7 @@ import torch
 from actspace.methods.text_subspaces.math import binary_search_k
 from actspace.methods.text_subspaces.passes import batched_nll
 from actspace.models import load_model
-from machine import SMOLLM2_DIR, arguments, write_record
-
-
-def timed(fn):
-    started = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - started, value
+from machine import SMOLLM2_DIR, arguments, timed, write_record
 
 
 def main() -> None:

@@ -93,7 +93,8 @@ def main() -> None:
         print(
             f"{name:<18} {row['steps']:>6} {row['seconds']:>8.1f} "
             f"{row['seconds'] / BUDGET_S:>7.2f} {row['s_per_step'] / peer:>15.2f} "
-            f"{row['s_per_step'] / row['plain_s_per_step']:>14.2f} {row['accuracy']:>6.3f} {'met' if row['passes_bars'] else 'not met'}"
+            f"{row['s_per_step'] / row['plain_s_per_step']:>14.2f} {row['accuracy']:>6.3f} "
+            f"{'met' if row['passes_bars'] else 'not met'}"
         )
     write_record(args.out, {"toys": rows, "budget_s": BUDGET_S, "peer": args.peer})
 

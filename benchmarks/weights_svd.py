@@ -18,7 +18,6 @@ Writes results/benchmarks/weights_svd.json.
 
 from __future__ import annotations
 
-import time
 
 import torch
 
@@ -30,13 +29,7 @@ from actspace.methods.weights_svd.matrices import (
 )
 from actspace.methods.weights_svd.tokens import top_tokens, unembedding
 from actspace.models import load_model
-from machine import SMOLLM2_DIR, arguments, write_record
-
-
-def timed(fn):
-    started = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - started, value
+from machine import SMOLLM2_DIR, arguments, timed, write_record
 
 
 def main() -> None:
