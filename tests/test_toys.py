@@ -14,15 +14,11 @@ from actspace.errors import ActspaceError
 from actspace.models.sources import load_model, materialise
 from actspace.methods.toys.heads import bigram_targets, head_scores, induction_targets
 from actspace.methods.toys.job import toy_search_job
-from actspace.methods.toys.model import ToyArchitecture, build_toy_model, toy_tokenizer
-from actspace.data.tasks import (
-    CopyTask,
-    has_unique_bigrams,
-    make_batch,
-    make_sequence,
-    unique_bigram_walk,
-)
-from actspace.methods.toys.training import TrainSettings, checkpoint_steps, train, training_batch
+from actspace.methods.toys.model import build_toy_model, toy_tokenizer
+from actspace.data.task_batches import make_batch
+from actspace.data.tasks import CopyTask, has_unique_bigrams, make_sequence, unique_bigram_walk
+from actspace.methods.toys.spec import ToyArchitecture, TrainSettings
+from actspace.methods.toys.training import checkpoint_steps, train, training_batch
 from actspace.store import read_csv
 from conftest import TINY_TOYS, with_defaults
 

@@ -184,7 +184,8 @@ def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, 
         | REPORT_JOBS
     )
     upstream = snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora")
-    result = run_workflow(workdir, config)
+    # one recapture run for real (the planned dependents rerun like any other job)
+    result = run_workflow(workdir, config, "results/activations/tiny/tiny-prompts.zarr")
     assert result.returncode == 0, result.stderr[-2000:]
     assert snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora") == upstream
     store = open_store(workdir / "results/activations/tiny/tiny-prompts.zarr", ["resid"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import datetime as _dt
+import functools
 import hashlib
 import importlib.metadata
 import platform
@@ -54,11 +55,19 @@ def _module_path(module: str) -> Path:
     return base.with_suffix(".py")
 
 
-def _imported_actspace_modules(module: str, path: Path) -> set[str]:
+def _imported_actspace_modules(module: str, path: Path) -> frozenset[str]:
     """Names of the actspace modules that ``module`` imports (absolute or relative)."""
-    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    return _imports_in_source(module, str(path), path.read_text())
+
+
+@functools.lru_cache(maxsize=1024)
+def _imports_in_source(module: str, filename: str, source: str) -> frozenset[str]:
+    """:func:`_imported_actspace_modules` of one version of a module's source: parsed once
+    per process (the workflow hashes ~30 entry points sharing most modules when it is parsed;
+    keyed on the text itself, so an edited file is parsed again)."""
+    package = module if filename.endswith("__init__.py") else module.rsplit(".", 1)[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in ast.walk(ast.parse(source, filename=filename)):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -74,7 +83,7 @@ def _imported_actspace_modules(module: str, path: Path) -> set[str]:
         for name in names:
             if name.split(".")[0] == "actspace" and _module_path(name).is_file():
                 found.add(name)
-    return found
+    return frozenset(found)
 
 
 def module_closure(entry: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Copy tasks of the toy transformers: ``<bos> x (<sep> x)* <eos>`` and their batches.
+"""Copy tasks of the toy transformers: ``<bos> x (<sep> x)* <eos>`` sequences (numpy only).
 
 Sequences follow the public decompiling_transformers toys: data tokens ``0..V-1`` followed by
 ``<bos>, <sep>, <eos>, <pad>``; the loss covers only the copies and ``<eos>``. ``copy``: x is
@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from actspace.errors import ActspaceError
-from actspace.models.tokenizers import COPY_TASK_SPECIALS
+
+# the special tokens after the data tokens, in id order (decompiling_transformers convention)
+COPY_TASK_SPECIALS = ("<bos>", "<sep>", "<eos>", "<pad>")
 
 TASKS = ("copy", "bigram-copy")
 WALKS = ("public", "uniform")
@@ -161,37 +162,3 @@ def make_sequence(task: CopyTask, x: np.ndarray) -> tuple[np.ndarray, np.ndarray
     target = np.zeros(len(tokens), dtype=bool)
     target[len(x) + 2 :] = True  # every copy, the separators between copies and <eos>
     return tokens, target
-
-
-@dataclass
-class Batch:
-    """Right-padded sequences: ``tokens`` (B, T), ``target`` (B, T) loss mask, ``lengths`` of x."""
-
-    tokens: torch.Tensor
-    target: torch.Tensor
-    lengths: torch.Tensor
-    pad: int
-
-    @property
-    def mask(self) -> torch.Tensor:
-        """Attention mask (1 = token, 0 = right padding)."""
-        return (self.tokens != self.pad).long()
-
-
-def make_batch(
-    task: CopyTask, rng: np.random.Generator, n: int, min_len: int | None = None, max_len=None
-) -> Batch:
-    """``n`` sequences with x lengths drawn uniformly from [min_len, max_len] (task's default)."""
-    low = task.min_len if min_len is None else min_len
-    high = task.max_len if max_len is None else max_len
-    lengths = rng.integers(low, high + 1, size=n)
-    rows = [make_sequence(task, draw_x(task, rng, int(length))) for length in lengths]
-    width = max(len(tokens) for tokens, _ in rows)
-    tokens = np.full((n, width), task.pad, dtype=np.int64)
-    target = np.zeros((n, width), dtype=bool)
-    for i, (seq, mask) in enumerate(rows):
-        tokens[i, : len(seq)] = seq
-        target[i, : len(seq)] = mask
-    return Batch(
-        torch.from_numpy(tokens), torch.from_numpy(target), torch.from_numpy(lengths), task.pad
-    )

@@ -130,7 +130,8 @@ def _load_local(name: str, spec: dict[str, Any], dtype: torch.dtype):
         model = AutoModelForCausalLM.from_pretrained(
             str(folder), dtype=dtype, use_safetensors=True, trust_remote_code=False
         )
-        from actspace.models.tokenizers import COPY_TASK_SPECIALS, copy_task_tokenizer
+        from actspace.data.tasks import COPY_TASK_SPECIALS
+        from actspace.models.tokenizers import copy_task_tokenizer
 
         vocab = model.config.vocab_size - len(COPY_TASK_SPECIALS)
         if vocab < 1:

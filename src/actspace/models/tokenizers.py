@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
+from actspace.data.tasks import COPY_TASK_SPECIALS
+
 
 def word_level_tokenizer(
     words: Sequence[str],
@@ -49,9 +51,6 @@ def word_level_tokenizer(
         unk_token=unk,
         additional_special_tokens=others,
     )
-
-
-COPY_TASK_SPECIALS = ("<bos>", "<sep>", "<eos>", "<pad>")
 
 
 def copy_task_tokenizer(vocab: int) -> PreTrainedTokenizerFast:

@@ -17,10 +17,10 @@ from torch import nn
 
 from actspace.checkpoint import checkpoint_key
 from actspace.methods.toys.heads import SCORES
-from actspace.methods.toys.model import ToyArchitecture, toy_tokenizer
+from actspace.methods.toys.model import toy_tokenizer
 from actspace.methods.toys.resume import Resume
-from actspace.methods.toys.spec import ToySpec, passes_bars
-from actspace.methods.toys.training import TrainSettings, train
+from actspace.methods.toys.spec import ToyArchitecture, ToySpec, TrainSettings, passes_bars
+from actspace.methods.toys.training import train
 from actspace.models.sources import write_model_dir
 from actspace.store import atomic_directory, write_csv
 

@@ -8,27 +8,13 @@ weights zeroed and frozen; the manifest records ``attn_only`` and the adapter ch
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from actspace.errors import ActspaceError
 from actspace.data.tasks import CopyTask
+from actspace.methods.toys.spec import ToyArchitecture
 from actspace.models.tokenizers import copy_task_tokenizer
-
-
-@dataclass(frozen=True)
-class ToyArchitecture:
-    """GPT-2 shape of a toy; ``attn_only`` zeroes and freezes the MLP writes."""
-
-    n_layers: int
-    n_heads: int
-    d_model: int
-    n_positions: int
-    attn_only: bool
-    dropout: float
-    d_mlp: int | None  # MLP width; None = GPT-2's 4 * d_model
 
 
 def toy_tokenizer(task: CopyTask):

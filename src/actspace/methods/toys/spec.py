@@ -8,9 +8,39 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from actspace.errors import ActspaceError
-from actspace.methods.toys.model import ToyArchitecture
 from actspace.data.tasks import CopyTask
-from actspace.methods.toys.training import TrainSettings
+
+
+@dataclass(frozen=True)
+class ToyArchitecture:
+    """GPT-2 shape of a toy; ``attn_only`` zeroes and freezes the MLP writes."""
+
+    n_layers: int
+    n_heads: int
+    d_model: int
+    n_positions: int
+    attn_only: bool
+    dropout: float
+    d_mlp: int | None  # MLP width; None = GPT-2's 4 * d_model
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """A toy's ``train`` settings plus its task's ``long_len`` (defaults: the schema)."""
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    decay: str
+    position_offsets: bool
+    shared_length: bool
+    checkpoints: int
+    eval_sequences: int
+    eval_every: int
+    long_len: tuple[int, int] | None
+    seed: int
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,29 +16,12 @@ from torch import nn
 from actspace.errors import ActspaceError
 from actspace.methods.toys.heads import head_scores
 from actspace.methods.toys.resume import Resume, TrainingState
-from actspace.methods.toys.model import ToyArchitecture, build_toy_model
-from actspace.data.tasks import Batch, CopyTask, make_batch
+from actspace.methods.toys.model import build_toy_model
+from actspace.methods.toys.spec import ToyArchitecture, TrainSettings
+from actspace.data.task_batches import Batch, make_batch
+from actspace.data.tasks import CopyTask
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """A toy's ``train`` settings plus its task's ``long_len`` (defaults: the schema)."""
-
-    steps: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    warmup_steps: int
-    decay: str
-    position_offsets: bool
-    shared_length: bool
-    checkpoints: int
-    eval_sequences: int
-    eval_every: int
-    long_len: tuple[int, int] | None
-    seed: int
 
 
 def checkpoint_steps(steps: int, count: int) -> list[int]:
