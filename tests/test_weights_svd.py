@@ -246,3 +246,46 @@ def test_more_directions_or_tokens_than_the_model_has_are_refused(tmp_path, key)
     ):
         job.weights_svd_job(str(tmp_path / "gpt2"), *outputs, settings)
     assert not any((tmp_path / name).exists() for name in ("svd.zarr", "tokens"))
+
+
+def test_a_subset_of_blocks_decomposes_those_blocks_as_the_full_run_does(tmp_path):
+    """``layers: [1]`` stores block 1's spectra, directions and top tokens exactly as the run
+    over every block does, with its block number in the index and the store's attributes."""
+    model, tokenizer = build_tiny_model("llama", seed=2)
+    write_model_dir(model, tokenizer, tmp_path / "llama", "llama", {"source": "local"})
+    stores = {}
+    for name, layers in (("all", None), ("one", [1])):
+        section = {"models": ["m"], "k_dirs": 3, "k_tokens": 2, "n_null": 20, "layers": layers}
+        out = tmp_path / name
+        outputs = [str(out / n) for n in ("svd.zarr", "tokens", "q.csv", "e.csv")]
+        job.weights_svd_job(
+            str(tmp_path / "llama"), *outputs, with_defaults(section, "weights_svd")
+        )
+        stores[name] = open_store(out / "svd.zarr")
+    full, one = stores["all"], stores["one"]
+    assert full.attrs["layers"] == [0, 1] and one.attrs["layers"] == [1]
+    assert one["ov_S"].shape == (1, *full["ov_S"].shape[1:])
+    np.testing.assert_array_equal(one["ov_S"][0], full["ov_S"][1])
+    np.testing.assert_array_equal(one["mlp_out_S"][0], full["mlp_out_S"][1])
+    for kind in ("ov", "mlp_gate", "mlp_out"):
+        rows = full[kind]["index"][:, 0] == 1
+        np.testing.assert_array_equal(one[kind]["index"][:], full[kind]["index"][:][rows])
+        for key in ("directions", "top_tokens", "coherence_z"):
+            np.testing.assert_array_equal(one[kind][key][:], full[kind][key][:][rows])
+    np.testing.assert_array_equal(
+        read.coherent_fractions(one, "ov"), read.coherent_fractions(full, "ov")[1:]
+    )
+
+
+def test_a_block_past_the_last_is_refused(tmp_path):
+    from actspace.errors import ActspaceError
+
+    model, tokenizer = build_tiny_model("llama", seed=2)
+    write_model_dir(model, tokenizer, tmp_path / "llama", "llama", {"source": "local"})
+    section = {"models": ["m"], "k_dirs": 2, "k_tokens": 2, "n_null": 20, "layers": [0, 2]}
+    outputs = [str(tmp_path / n) for n in ("svd.zarr", "tokens", "q.csv", "e.csv")]
+    with pytest.raises(ActspaceError, match=r"weights_svd.layers: block 2 is past .* 0\.\.1\)$"):
+        job.weights_svd_job(
+            str(tmp_path / "llama"), *outputs, with_defaults(section, "weights_svd")
+        )
+    assert not (tmp_path / "svd.zarr").exists()

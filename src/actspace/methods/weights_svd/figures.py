@@ -72,8 +72,9 @@ def weights_svd_figures(
     z = group.attrs["coherence_null"]["threshold_z"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for kind in kinds:
-        axes[0].plot(coherent_fractions(group, kind), label=kind)
-        axes[0].plot(coherent_fractions(group, kind, control=True), ls=":", color="grey")
+        blocks = np.unique(group[kind]["index"][:, 0])  # the decomposed blocks, in order
+        axes[0].plot(blocks, coherent_fractions(group, kind), marker=".", label=kind)
+        axes[0].plot(blocks, coherent_fractions(group, kind, control=True), ls=":", color="grey")
         scores = group[kind]["coherence_z"][:]
         axes[1].plot((scores > z).any(axis=2).mean(0), label=kind)
     reference = published_values("weights_svd", published)["coherent_fraction_all_blocks"]

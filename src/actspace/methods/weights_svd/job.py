@@ -87,6 +87,7 @@ _STORED_DTYPES = {"top_tokens": np.int32, "index": np.int32}
 class WeightSvdSettings(SectionSettings):
     """``config.weights_svd`` less the model list (defaults: the schema)."""
 
+    layers: list[int] | None
     k_dirs: int
     k_tokens: int
     fold_final_norm: bool
@@ -129,11 +130,17 @@ def weights_svd_job(
                 f"weights_svd.{key}: {value} is more than this model ({model_dir}) has; "
                 f"allowed: 1..{most}"
             )
+    layers = list(range(adapter.n_layers)) if config.layers is None else sorted(config.layers)
+    if layers[-1] >= adapter.n_layers:
+        raise ActspaceError(
+            f"weights_svd.layers: block {layers[-1]} is past this model's last block "
+            f"({model_dir} has {adapter.n_layers}: 0..{adapter.n_layers - 1})"
+        )
     tokenizer = adapter.tokenizer
     W_U = unembedding(adapter, config.fold_final_norm, config.center_unembedding)
     hoods = token_neighbourhoods(adapter.W_E, config.coherence_neighbours)
     null = coherence_null(W_U, hoods, k_tokens, config.n_null, seed, config.coherent_quantile)
-    matrices = weight_matrices(adapter)
+    matrices = weight_matrices(adapter, layers)
     generator = torch.Generator().manual_seed(seed)
     controls = [control_matrix(m, adapter, generator) for m in matrices]
     trained = decompose(adapter, matrices, W_U, hoods, null, k_dirs, k_tokens)
@@ -167,6 +174,7 @@ def weights_svd_job(
         model=adapter.manifest["name"],
         weights_sha256=adapter.manifest["weights_sha256"],
         d_model=adapter.d_model,
+        layers=layers,
         settings={
             key: getattr(config, key)
             for key in WeightSvdSettings.__dataclass_fields__
@@ -180,18 +188,21 @@ def weights_svd_job(
     with atomic_store(out, attrs) as group:
         for prefix, results in (("", trained), ("control/", control)):
             for kind, result in results.items():
-                group.create_array(f"{prefix}{kind}_S", data=_s_array(adapter, kind, result["S"]))
+                group.create_array(
+                    f"{prefix}{kind}_S", data=_s_array(adapter, kind, result["S"], len(layers))
+                )
                 for key in _ARRAYS[1:]:
                     data = result[key].astype(_STORED_DTYPES.get(key, np.float32))
                     group.create_array(f"{prefix}{kind}/{key}", data=data)
     log.info("weight SVD of %d matrices written to %s", len(matrices), out)
 
 
-def _s_array(adapter: ModelAdapter, kind: str, S: np.ndarray) -> np.ndarray:
-    """Singular values as (n_layers, n_heads, d_head) for ov, (n_layers, min dim) otherwise."""
+def _s_array(adapter: ModelAdapter, kind: str, S: np.ndarray, n_layers: int) -> np.ndarray:
+    """Singular values as (n_layers, n_heads, d_head) for ov, (n_layers, min dim) otherwise,
+    ``n_layers`` the decomposed blocks (the store's ``layers`` attribute)."""
     if kind == "ov":
-        return S.reshape(adapter.n_layers, adapter.n_heads, adapter.d_head)
-    return S.reshape(adapter.n_layers, -1)
+        return S.reshape(n_layers, adapter.n_heads, adapter.d_head)
+    return S.reshape(n_layers, -1)
 
 
 def write_token_tables(

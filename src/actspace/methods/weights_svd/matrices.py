@@ -21,6 +21,8 @@ arbitrary, and both the positive and the negative direction carry meaning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from dataclasses import dataclass
 
 import torch
@@ -61,10 +63,13 @@ def ov_matrix(adapter: ModelAdapter, layer: int, head: int) -> torch.Tensor:
     return left @ right
 
 
-def weight_matrices(adapter: ModelAdapter) -> list[WeightMatrix]:
-    """Every decomposed matrix of the model, norm gains folded in."""
+def weight_matrices(
+    adapter: ModelAdapter, layers: Sequence[int] | None = None
+) -> list[WeightMatrix]:
+    """Every decomposed matrix of the model's blocks ``layers`` (all when None), in block
+    order, norm gains folded in."""
     matrices = []
-    for layer in range(adapter.n_layers):
+    for layer in range(adapter.n_layers) if layers is None else sorted(layers):
         for head in range(adapter.n_heads):
             left, right = ov_factors(adapter, layer, head)
             matrices.append(WeightMatrix("ov", layer, head, left @ right, True, (left, right)))

@@ -31,9 +31,9 @@ def stored_kinds(store: Any) -> list[str]:
 def coherent_fractions(
     store: Any, kind: str, control: bool = False, top_dirs: int | None = None
 ) -> np.ndarray:
-    """Fraction of coherent directions per layer, (n_layers,), over each matrix's first
-    ``top_dirs`` directions (all stored when None): either end's coherence above the null's
-    quantile (a random direction has one such end with probability ~2(1-q))."""
+    """Fraction of coherent directions per decomposed block, in block order, over each
+    matrix's first ``top_dirs`` directions (all stored when None): either end's coherence
+    above the null's quantile (a random direction has one such end with probability ~2(1-q))."""
     z = store.attrs["coherence_null"]["threshold_z"]
     group = store[f"control/{kind}" if control else kind]
     scores = group["coherence_z"][:, :top_dirs]  # (n_matrices, k, 2)
