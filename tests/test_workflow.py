@@ -185,7 +185,9 @@ def test_changing_the_capture_dtype_reruns_capture_and_dependents_only(workdir, 
     )
     upstream = snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora")
     # one recapture run for real (the planned dependents rerun like any other job)
-    result = run_workflow(workdir, config, "results/activations/tiny/tiny-prompts.zarr")
+    result = run_workflow(
+        workdir, config, "--keep-going", "results/activations/tiny/tiny-prompts.zarr"
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert snapshot(workdir / "results/models") | snapshot(workdir / "results/corpora") == upstream
     store = open_store(workdir / "results/activations/tiny/tiny-prompts.zarr", ["resid"])
