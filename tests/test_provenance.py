@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -127,3 +129,36 @@ def test_closure_follows_imports_transitively():
     ):
         assert module in closure
     assert "actspace.methods.text_subspaces.math" not in closure
+
+
+def test_an_import_added_in_the_same_process_joins_the_closure(package_copy):
+    """Module imports are cached per source text: a module edited to import another is
+    parsed again, and the new import's module joins the hash."""
+    entry = "actspace.methods.capture.summary"
+    before = provenance.module_closure(entry)
+    assert "actspace.methods.steering.math" not in before
+    path = package_copy / "methods" / "capture" / "summary.py"
+    path.write_text(path.read_text() + "\nfrom actspace.methods.steering import math\n")
+    assert "actspace.methods.steering.math" in provenance.module_closure(entry)
+
+
+def test_parsing_the_workflow_imports_no_torch():
+    """The config checks the Snakefile runs at every start (a no-op ``snakemake`` included)
+    load no torch, transformers or plotting: about 2.5 s of a 5 s start otherwise."""
+    code = (  # what workflow/rules/common.smk runs on the default config
+        "import sys, yaml\n"
+        "from snakemake.utils import validate\n"
+        "from actspace.config import check_references, check_schema\n"
+        "from actspace.provenance import code_hash\n"
+        "schema = 'workflow/schemas/config.schema.yaml'\n"
+        "config = yaml.safe_load(open('config/config.yaml'))\n"
+        "check_schema(config, schema)\n"
+        "validate(config, schema=schema)\n"
+        "check_references(config)\n"
+        "code_hash('actspace.methods.toys.job')\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'matplotlib') if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
