@@ -127,8 +127,10 @@ def tiny_llama_dir(tmp_path_factory) -> Path:
 
 
 def tiny_workflow_config(model_path: Path, **capture) -> dict:
-    """Config running the whole DAG on the tiny local model (overrides config/config.yaml)."""
+    """Config running the whole DAG on the tiny local model (overrides config/config.yaml).
+    One thread per job: the tiny jobs are mostly Python start-up, so two run side by side."""
     return {
+        "resources": {"threads": 1},
         "models": {
             "tiny": {"source": "local", "path": str(model_path)},
             "tiny-toy": {"source": "toy", "toy": "tiny-copy"},
