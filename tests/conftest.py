@@ -324,8 +324,8 @@ def tiny_workflow(tmp_path_factory, tiny_llama_dir) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def ci_profile_started(request, tmp_path_factory):
     """The CI profile (config/ci.yaml) started in the background as the session's first
-    test begins, when some selected test reads it: it overlaps the other tests (the tiny
-    runs' many short jobs leave the 2 cores half idle) instead of running after them.
+    test begins, when some selected test reads it: the other tests run beside it, their
+    workflows at a lower priority (:func:`_yield_to_the_ci_profile`), instead of after it.
     Yields the running process and its working directory, or None."""
     if not any("ci_profile_run" in item.fixturenames for item in request.session.items):
         yield None

@@ -22,7 +22,6 @@ arbitrary, and both the positive and the negative direction carry meaning.
 from __future__ import annotations
 
 from collections.abc import Sequence
-
 from dataclasses import dataclass
 
 import torch
