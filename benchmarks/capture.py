@@ -17,6 +17,7 @@ of a 3-site capture (resid, attn_out, mlp_out), each in a fresh process (goal: f
 10%).
 
     python benchmarks/capture.py --model results/models/smollm2-135m --threads 2 --memory 1
+    python benchmarks/capture.py --dtype float16   # the capture storing float16
 
 Writes results/benchmarks/capture.json.
 """
@@ -48,6 +49,7 @@ OPTIONS = {
     "batch_tokens": 2048,  # the capture default
     "chunk_tokens": 1024,
     "repeats": 2,
+    "dtype": "float32",  # the capture's storage dtype (capture.dtype): float32 or float16
     "memory": 0,  # 1: also peak RSS at 1x and 10x the tokens
     "child": "",  # internal: capture this corpus in this process and print peak RSS
     "sites": "resid",  # internal: the child's capture sites
@@ -131,7 +133,7 @@ def peak_rss_of_capture(args, corpus: Path, sites: str = "resid") -> float:
     """Peak RSS (MB) of a fresh process that loads the model and captures ``corpus``."""
     command = [sys.executable, __file__, "--model", args.model, "--threads", str(args.threads)]
     command += ["--child", str(corpus), "--batch-tokens", str(args.batch_tokens)]
-    command += ["--sites", sites]
+    command += ["--sites", sites, "--dtype", args.dtype]
     command += ["--chunk-tokens", str(args.chunk_tokens)]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
@@ -141,7 +143,7 @@ def child(args) -> None:
     """``--child``: capture one corpus, print this process's peak RSS in MB."""
     adapter = load_model(args.model, "cpu")
     sites = tuple(args.sites.split(","))
-    settings = CaptureSettings("float32", args.batch_tokens, args.chunk_tokens, "none", sites)
+    settings = CaptureSettings(args.dtype, args.batch_tokens, args.chunk_tokens, "none", sites)
     with tempfile.TemporaryDirectory() as tmp:
         capture_residuals(adapter, args.child, Path(tmp) / "out.zarr", settings)
     print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
@@ -153,7 +155,7 @@ def main() -> None:
         return child(args)
     adapter = load_model(args.model, "cpu")
     pad_id = pad_token_id(adapter.tokenizer)
-    settings = CaptureSettings("float32", args.batch_tokens, args.chunk_tokens, "none")
+    settings = CaptureSettings(args.dtype, args.batch_tokens, args.chunk_tokens, "none")
     peak = gemm_peak()
     table, memory = [], {}
     with tempfile.TemporaryDirectory() as tmp:
