@@ -240,12 +240,17 @@ def _yield_to_the_ci_profile() -> None:
     os.nice(10)
 
 
+def snakemake_command(cores: int) -> list[str]:
+    """``snakemake`` on the repo's Snakefile with ``cores`` cores, as this Python runs it."""
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", str(cores)]
+
+
 def start_workflow(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
     """Start ``snakemake`` (1 core) in the background, in its own session (for signals), with
     ``config`` as its ``--configfile``; output discarded."""
     path = workdir / "test-config.yaml"
     path.write_text(yaml.safe_dump(config))
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "1"]
+    command = snakemake_command(1)
     return subprocess.Popen(
         [*command, "--configfile", str(path), *args],
         cwd=workdir,
@@ -263,7 +268,7 @@ def run_workflow(
     """Run ``snakemake`` from ``workdir`` on the repo's Snakefile, with ``config`` as its
     ``--configfile`` (layered over config/config.yaml, as a user's file would be)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+    command = snakemake_command(2)
     if config is not None:
         path = workdir / "test-config.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -331,8 +336,7 @@ def ci_profile_started(request, tmp_path_factory):
         yield None
         return
     workdir = tmp_path_factory.mktemp("ci-profile")
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
-    command += ["--configfile", str(REPO / "config" / "ci.yaml")]
+    command = [*snakemake_command(2), "--configfile", str(REPO / "config" / "ci.yaml")]
     with open(workdir / "snakemake.log", "w") as log:
         process = subprocess.Popen(
             command, cwd=workdir, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=log, stderr=log
