@@ -10,13 +10,28 @@ from actspace.errors import ActspaceError
 from actspace.models import ModelAdapter
 from actspace.models.sources import write_model_dir
 from actspace.store import open_store, read_csv
-from conftest import WORDS, build_tiny_model, with_defaults
+from conftest import WORDS, build_tiny_model, tiny_config, with_defaults
 
 
 @pytest.fixture(params=["llama", "gpt2"], scope="module")
 def adapter(request):
     model, tokenizer = build_tiny_model(request.param, seed=3)
     return ModelAdapter(model, tokenizer)
+
+
+def _tiny_model_dir(tmp_path, family: str, seed: int):
+    """A random tiny model of ``family`` saved as a local model directory."""
+    model, tokenizer = build_tiny_model(family, seed=seed)
+    write_model_dir(model, tokenizer, tmp_path / family, family, {"source": "local"})
+    return tmp_path / family
+
+
+def _run_job(model_dir, out, section: dict) -> None:
+    """The weights_svd job on ``model_dir``, its outputs under ``out``, ``section`` completed
+    with the schema's defaults."""
+    outputs = [str(out / name) for name in ("svd.zarr", "tokens", "q.csv", "e.csv")]
+    settings = with_defaults({"models": ["m"], **section}, "weights_svd")
+    job.weights_svd_job(str(model_dir), *outputs, settings)
 
 
 def test_ov_matrix_is_the_folded_value_output_product(adapter):
@@ -210,20 +225,8 @@ def test_edit_candidates_pick_one_direction_per_matrix_best_rank_first():
 def test_the_kinds_come_from_the_model(tmp_path):
     """A GPT-2 (one MLP input matrix) and a Llama (gate and up) in one config: each model's
     tables and store hold its own kinds, with no per-run list of kinds."""
-    model, tokenizer = build_tiny_model("gpt2", seed=1)
-    write_model_dir(model, tokenizer, tmp_path / "gpt2", "gpt2", {"source": "local"})
-    settings = with_defaults(
-        {"models": ["gpt2"], "k_dirs": 2, "k_tokens": 2, "n_null": 20}, "weights_svd"
-    )
     out = tmp_path / "out"
-    job.weights_svd_job(
-        str(tmp_path / "gpt2"),
-        str(out / "svd.zarr"),
-        str(out / "tokens"),
-        str(out / "q.csv"),
-        str(out / "e.csv"),
-        settings,
-    )
+    _run_job(_tiny_model_dir(tmp_path, "gpt2", 1), out, {"k_dirs": 2, "k_tokens": 2, "n_null": 20})
     assert sorted(p.stem for p in (out / "tokens").iterdir()) == ["mlp_in", "mlp_out", "ov"]
     assert read.stored_kinds(open_store(out / "svd.zarr")) == ["ov", "mlp_in", "mlp_out"]
 
@@ -232,36 +235,27 @@ def test_the_kinds_come_from_the_model(tmp_path):
 def test_more_directions_or_tokens_than_the_model_has_are_refused(tmp_path, key):
     """Known only once the model is loaded: one more direction than d_model, one more token
     than the vocabulary, refused at the job's start naming the key, value and range."""
-    from actspace.errors import ActspaceError
-
-    model, tokenizer = build_tiny_model("gpt2", seed=1)
-    write_model_dir(model, tokenizer, tmp_path / "gpt2", "gpt2", {"source": "local"})
-    most = {"k_dirs": model.config.n_embd, "k_tokens": model.config.vocab_size}[key]
+    model_dir = _tiny_model_dir(tmp_path, "gpt2", 1)
+    config = tiny_config("gpt2")  # the saved model's shape
+    most = {"k_dirs": config.n_embd, "k_tokens": config.vocab_size}[key]
     value = most + 1
-    section = {"models": ["gpt2"], "k_dirs": 2, "k_tokens": 2, key: value, "n_null": 20}
-    settings = with_defaults(section, "weights_svd")
-    outputs = [str(tmp_path / name) for name in ("svd.zarr", "tokens", "q.csv", "e.csv")]
+    section = {"k_dirs": 2, "k_tokens": 2, key: value, "n_null": 20}
     with pytest.raises(
         ActspaceError, match=rf"weights_svd.{key}: {value} is more than .* allowed: 1\.\.{most}$"
     ):
-        job.weights_svd_job(str(tmp_path / "gpt2"), *outputs, settings)
+        _run_job(model_dir, tmp_path, section)
     assert not any((tmp_path / name).exists() for name in ("svd.zarr", "tokens"))
 
 
 def test_a_subset_of_blocks_decomposes_those_blocks_as_the_full_run_does(tmp_path):
     """``layers: [1]`` stores block 1's spectra, directions and top tokens exactly as the run
     over every block does, with its block number in the index and the store's attributes."""
-    model, tokenizer = build_tiny_model("llama", seed=2)
-    write_model_dir(model, tokenizer, tmp_path / "llama", "llama", {"source": "local"})
+    model_dir = _tiny_model_dir(tmp_path, "llama", 2)
     stores = {}
     for name, layers in (("all", None), ("one", [1])):
-        section = {"models": ["m"], "k_dirs": 3, "k_tokens": 2, "n_null": 20, "layers": layers}
-        out = tmp_path / name
-        outputs = [str(out / n) for n in ("svd.zarr", "tokens", "q.csv", "e.csv")]
-        job.weights_svd_job(
-            str(tmp_path / "llama"), *outputs, with_defaults(section, "weights_svd")
-        )
-        stores[name] = open_store(out / "svd.zarr")
+        section = {"k_dirs": 3, "k_tokens": 2, "n_null": 20, "layers": layers}
+        _run_job(model_dir, tmp_path / name, section)
+        stores[name] = open_store(tmp_path / name / "svd.zarr")
     full, one = stores["all"], stores["one"]
     assert full.attrs["layers"] == [0, 1] and one.attrs["layers"] == [1]
     assert one["ov_S"].shape == (1, *full["ov_S"].shape[1:])
@@ -278,14 +272,8 @@ def test_a_subset_of_blocks_decomposes_those_blocks_as_the_full_run_does(tmp_pat
 
 
 def test_a_block_past_the_last_is_refused(tmp_path):
-    from actspace.errors import ActspaceError
-
-    model, tokenizer = build_tiny_model("llama", seed=2)
-    write_model_dir(model, tokenizer, tmp_path / "llama", "llama", {"source": "local"})
-    section = {"models": ["m"], "k_dirs": 2, "k_tokens": 2, "n_null": 20, "layers": [0, 2]}
-    outputs = [str(tmp_path / n) for n in ("svd.zarr", "tokens", "q.csv", "e.csv")]
+    model_dir = _tiny_model_dir(tmp_path, "llama", 2)
+    section = {"k_dirs": 2, "k_tokens": 2, "n_null": 20, "layers": [0, 2]}
     with pytest.raises(ActspaceError, match=r"weights_svd.layers: block 2 is past .* 0\.\.1\)$"):
-        job.weights_svd_job(
-            str(tmp_path / "llama"), *outputs, with_defaults(section, "weights_svd")
-        )
+        _run_job(model_dir, tmp_path, section)
     assert not (tmp_path / "svd.zarr").exists()
