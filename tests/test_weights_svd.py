@@ -1,5 +1,7 @@
 """Weight SVD: reconstruction, OV rank, token projection, the locator and rank-1 edits."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -269,6 +271,21 @@ def test_a_subset_of_blocks_decomposes_those_blocks_as_the_full_run_does(tmp_pat
     np.testing.assert_array_equal(
         read.coherent_fractions(one, "ov"), read.coherent_fractions(full, "ov")[1:]
     )
+
+
+def test_figures_of_a_subset_without_an_edit(tmp_path):
+    """Without an edit the token figure shows the first decomposed block (not block 0, which
+    a subset may lack), and the by-block figure plots against the decomposed blocks."""
+    from actspace.methods.weights_svd.figures import weights_svd_figures
+    from actspace.reporting.rows import PUBLISHED_PATH
+
+    _run_job(_tiny_model_dir(tmp_path, "llama", 2), tmp_path, {"k_dirs": 3, "layers": [1]})
+    names = ("tokens", "spectra", "coherence", "edits")
+    pngs = [str(tmp_path / f"{name}.png") for name in names]
+    out = [str(tmp_path / n) for n in ("svd.zarr", "tokens", "e.csv")]
+    weights_svd_figures(*out, *pngs, PUBLISHED_PATH)
+    for png in pngs:
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
 def test_a_block_past_the_last_is_refused(tmp_path):

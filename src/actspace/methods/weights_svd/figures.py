@@ -29,11 +29,13 @@ def weights_svd_figures(
     settings = group.attrs["settings"]
     title = group.attrs["model"]
     kinds = stored_kinds(group)
+    blocks = group.attrs["layers"]  # the decomposed blocks, in order (every kind has each)
 
-    # the token table of the edited matrix (or the first OV head): 8 directions, both ends
+    # the token table of the edited matrix (or the first decomposed block's first OV head):
+    # 8 directions, both ends
     edit = group.attrs.get("edit") or {}
     kind = edit.get("kind", "ov")
-    layer, head = edit.get("layer", 0), edit.get("head", 0 if kind == "ov" else -1)
+    layer, head = edit.get("layer", blocks[0]), edit.get("head", 0 if kind == "ov" else -1)
     rows = [
         r
         for r in read_csv(Path(tables) / f"{kind}.csv")
@@ -72,7 +74,6 @@ def weights_svd_figures(
     z = group.attrs["coherence_null"]["threshold_z"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for kind in kinds:
-        blocks = np.unique(group[kind]["index"][:, 0])  # the decomposed blocks, in order
         axes[0].plot(blocks, coherent_fractions(group, kind), marker=".", label=kind)
         axes[0].plot(blocks, coherent_fractions(group, kind, control=True), ls=":", color="grey")
         scores = group[kind]["coherence_z"][:]
