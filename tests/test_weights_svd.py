@@ -273,10 +273,12 @@ def test_a_subset_of_blocks_decomposes_those_blocks_as_the_full_run_does(tmp_pat
     )
 
 
-def test_figures_of_a_subset_without_an_edit(tmp_path):
+def test_figures_and_summary_of_a_subset_without_an_edit(tmp_path):
     """Without an edit the token figure shows the first decomposed block (not block 0, which
-    a subset may lack), and the by-block figure plots against the decomposed blocks."""
+    a subset may lack), and the by-block figure plots against the decomposed blocks; the
+    summary's rows name the subset."""
     from actspace.methods.weights_svd.figures import weights_svd_figures
+    from actspace.methods.weights_svd.summary import weights_svd_summary
     from actspace.reporting.rows import PUBLISHED_PATH
 
     _run_job(_tiny_model_dir(tmp_path, "llama", 2), tmp_path, {"k_dirs": 3, "layers": [1]})
@@ -286,6 +288,9 @@ def test_figures_of_a_subset_without_an_edit(tmp_path):
     weights_svd_figures(*out, *pngs, PUBLISHED_PATH)
     for png in pngs:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    summary = weights_svd_summary([out[0]], PUBLISHED_PATH)
+    settings = [r["setting"] for r in summary["rows"] if r["quantity"].startswith("coherent")]
+    assert settings and all(s.endswith(", blocks [1] only") for s in settings)
 
 
 def test_a_block_past_the_last_is_refused(tmp_path):

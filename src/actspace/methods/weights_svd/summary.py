@@ -17,6 +17,7 @@ def _store_rows(store: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
     q = store.attrs["settings"]["coherent_quantile"]
     k = store.attrs["settings"]["k_dirs"]
     top = min(store.attrs["settings"]["coherent_top_dirs"], k)
+    subset = store.attrs["settings"].get("layers")  # None: every block
     for kind in stored_kinds(store):
         mlp = kind.startswith("mlp")
         for dirs in sorted({top, k}):
@@ -30,6 +31,8 @@ def _store_rows(store: Any, ref: dict[str, Published]) -> list[dict[str, Any]]:
                 elif dirs == top and scope == "all blocks":
                     reference = ref["coherent_fraction_all_blocks"]
                 setting = f"top {dirs} directions, above the random-direction {q:.0%} quantile"
+                if subset is not None:  # weights_svd.layers: "all" and "later" of these
+                    setting += f", blocks {subset} only"
                 for label, values, published_value in (
                     ("trained", trained, reference),
                     ("Gaussian control", control, None),
