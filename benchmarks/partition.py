@@ -3,7 +3,7 @@
 Same data, queries, keys and thread count for every row; the table reports seconds per call
 and the ratio to the reference of each group:
 
-- step: one optimisation step (search, loss, backward, Adam) of ``ndm_loss`` with the blocked
+- step: one optimisation step (search, loss, backward, Adam) of the NDM loss with the blocked
   search, against the plain loop with the same math (``torch.cdist`` over the whole key pool
   per subspace: the same loss with one block covering the pool);
 - search: the blocked exact search against faiss-cpu's exact flat index (``IndexFlatL2``, one
@@ -43,14 +43,14 @@ def best_of(fn, repeats: int) -> float:
 
 
 def step_time(data, n_queries, n_keys, sizes, block, repeats) -> float:
-    """Seconds of one NDM step (``ndm_loss``, backward, Adam) searching ``block`` keys at a
+    """Seconds of one NDM step (the loss, backward, Adam) searching ``block`` keys at a
     time; ``block`` = the whole pool is the plain loop (one ``cdist`` per subspace)."""
     rotation = orthogonal_rotation(torch.eye(data.shape[1]))
     optimiser = torch.optim.Adam(rotation.parameters(), lr=3e-4)
     queries, keys = data[:n_queries], data[n_queries : n_queries + n_keys]
 
     def step():
-        loss = pm.ndm_loss(rotation.weight, queries, keys, sizes, block)
+        loss = pm.subspace_losses(rotation.weight, queries, keys, sizes, block).mean()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()

@@ -41,32 +41,40 @@ def resumed(run, tmp_path, every=1, saves=1):
     return run(Checkpoint(tmp_path, "k", every)), saved[1]
 
 
+def _dependent_pool_and_settings(**schedule):
+    """400 activations whose two halves depend on each other (so units merge) and
+    partition settings with ``schedule`` over small pools."""
+    data = torch.randn(400, 8, generator=torch.Generator().manual_seed(0))
+    data[:, 4:] += data[:, :4] ** 2
+    search = dict(unit_size=2, merge_thr=0.0, key_pool=64, batch_size=32, mi_queries=64)
+    section = with_defaults(dict(**search, mi_keys=128, **schedule), "partition")
+    return data, PartitionSettings.from_config({**section, "stop_at_n_subspaces": None})
+
+
 def test_a_killed_partition_resumes_across_a_merge(tmp_path):
     """Killed at step 90, after the merges of steps 40 and 70 reset R's parametrisation and
     Adam; the resumed run ends with the same R, sizes, losses and merges."""
-    data = torch.randn(400, 8, generator=torch.Generator().manual_seed(0))
-    data[:, 4:] += data[:, :4] ** 2  # dependent subspaces, so units merge
-    section = with_defaults(
-        dict(
-            unit_size=2,
-            max_steps=220,
-            merge_start=40,
-            merge_interval=30,
-            merge_thr=0.0,
-            key_pool=64,
-            batch_size=32,
-            mi_queries=64,
-            mi_keys=128,
-        ),
-        "partition",
-    )
-    config = PartitionSettings.from_config({**section, "stop_at_n_subspaces": None})
+    data, config = _dependent_pool_and_settings(max_steps=220, merge_start=40, merge_interval=30)
     whole = train_partition(data, config, progress=False)
     again, meta = resumed(lambda c: train_partition(data, config, False, c), tmp_path, 30, 3)
     assert meta["step"] == 90 and len(meta["merges"]) >= 2
     assert torch.equal(again.R, whole.R)
     assert again.sizes == whole.sizes and again.losses == whole.losses
     assert again.merges == whole.merges and again.stopped == whole.stopped
+
+
+def test_a_killed_partition_resumes_inside_the_reinit_phase(tmp_path):
+    """The toy schedule's re-init rounds (steps 20, 40, ..., 80) keep a best R; killed at
+    step 60 the resumed run rotates, restores and merges exactly as an uninterrupted one."""
+    data, config = _dependent_pool_and_settings(
+        max_steps=260, merge_start=100, merge_interval=30, reinit_interval=20
+    )
+    whole = train_partition(data, config, progress=False)
+    assert [r["step"] for r in whole.reinits] == [20, 40, 60, 80] and whole.merges
+    again, meta = resumed(lambda c: train_partition(data, config, False, c), tmp_path, 30, 2)
+    assert meta["step"] == 60 and meta["best_loss"] is not None
+    assert torch.equal(again.R, whole.R) and again.losses == whole.losses
+    assert again.reinits == whole.reinits and again.merges == whole.merges
 
 
 def test_a_killed_melbo_resumes_with_the_next_block(tmp_path):

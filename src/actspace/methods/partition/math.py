@@ -76,16 +76,17 @@ def _safe_norm(x: torch.Tensor) -> torch.Tensor:
     return torch.sqrt((x * x).sum(-1) + 1e-12)
 
 
-def ndm_loss(
+def subspace_losses(
     R: torch.Tensor,
     queries: torch.Tensor,
     keys: torch.Tensor,
     sizes: Sequence[int],
     block: int,
 ) -> torch.Tensor:
-    """Mean over subspaces of the mean (unsquared) distance from each query's projection to
-    its nearest key's, neighbours searched without gradient; gradients reach R through both
-    the query and the re-projected neighbour."""
+    """Per subspace, the mean (unsquared) distance from each query's projection to its
+    nearest key's, (n_subspaces,): their unweighted mean is the NDM loss. Neighbours are
+    searched without gradient; gradients reach R through the query and the re-projected
+    neighbour."""
     zq = queries @ R
     with torch.no_grad():
         index, _ = nearest_neighbours(zq, keys @ R, sizes, block)
@@ -93,7 +94,7 @@ def ndm_loss(
     for i, (start, end) in enumerate(bounds(sizes)):
         neighbours = keys[index[i]] @ R[:, start:end]
         losses.append(_safe_norm(zq[:, start:end] - neighbours).mean())
-    return torch.stack(losses).mean()
+    return torch.stack(losses)
 
 
 def subspace_variances(z: torch.Tensor, sizes: Sequence[int]) -> torch.Tensor:
@@ -203,6 +204,32 @@ def merge_columns(
     columns = [torch.arange(*spans[m]) for members in groups for m in members]
     new_sizes = [sum(sizes[m] for m in members) for members in groups]
     return R[:, torch.cat(columns)], new_sizes, groups
+
+
+def reinit_partner(
+    losses: torch.Tensor, mi: torch.Tensor, worst: int, generator: torch.Generator
+) -> int:
+    """The subspace the worst one is re-initialised with (the authors' toy schedule): drawn
+    with probability proportional to its loss times its positive MI with the worst one;
+    uniformly among the others when no weight is positive."""
+    weights = (losses.double() * mi[worst].double().clamp(min=0)).clamp(min=0)
+    weights[worst] = 0.0
+    if not torch.isfinite(weights).all() or weights.sum() <= 0:
+        weights = torch.ones(len(losses), dtype=torch.float64)
+        weights[worst] = 0.0
+    return int(torch.multinomial(weights, 1, generator=generator))
+
+
+def rotate_within(
+    R: torch.Tensor, sizes: Sequence[int], pair: tuple[int, int], generator: torch.Generator
+) -> torch.Tensor:
+    """R with a Haar-random rotation applied inside the span of two subspaces: their union
+    and every other subspace unchanged, the sizes kept (the toy schedule's re-init)."""
+    spans = bounds(sizes)
+    columns = torch.cat([torch.arange(*spans[i]) for i in pair])
+    rotated = R.clone()
+    rotated[:, columns] = R[:, columns] @ random_rotation(len(columns), generator).to(R.dtype)
+    return rotated
 
 
 def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:

@@ -6,6 +6,12 @@ trivialisation, as the authors). Training starts from equal subspaces of ``unit_
 estimated, the most dependent disjoint pairs above ``merge_thr`` (normalised by the pair's
 size) are merged, at most max(1, n / 8) per round, and the optimiser is reset; training stops
 when no pair qualifies, or (the research log's crutch) once ``stop_at_n_subspaces`` remain.
+
+``reinit_interval`` adds the authors' toy-model schedule (their ``toy-model`` code, not the
+language-model runs): before ``merge_start``, every ``reinit_interval`` steps, the current R
+is evaluated and the best kept; the worst subspace and a partner drawn by loss x MI get a
+random rotation inside their union and Adam is reset; at ``merge_start`` merging proceeds
+from the better of the last and the best R.
 """
 
 from __future__ import annotations
@@ -24,10 +30,12 @@ from actspace.errors import ActspaceError
 from actspace.methods.partition.math import (
     ksg_mutual_information,
     merge_columns,
-    ndm_loss,
     normalised_mi,
     pairs_to_merge,
+    reinit_partner,
+    rotate_within,
     shuffled_pairing,
+    subspace_losses,
     subspace_variances,
 )
 from actspace.settings import SectionSettings
@@ -50,6 +58,7 @@ class PartitionSettings(SectionSettings):
     merge_interval: int
     merge_thr: float
     mi_null: bool
+    reinit_interval: int | None  # None: the published schedule (no re-initialisation)
     stop_at_n_subspaces: int | None  # the variant, set per job (partition.sites.stop_at)
     mi_queries: int
     mi_keys: int
@@ -78,6 +87,7 @@ class PartitionResult:
     sizes: list[int]
     losses: list[float] = field(default_factory=list)
     merges: list[dict[str, Any]] = field(default_factory=list)
+    reinits: list[dict[str, Any]] = field(default_factory=list)
     stopped: str = "max_steps"
     steps: int = 0
     seconds: float = 0.0
@@ -118,6 +128,47 @@ def estimate_mi(
         return ksg_mutual_information(queries, keys, sizes, scales)
 
 
+def evaluate_subspaces(
+    activations: torch.Tensor,
+    R: torch.Tensor,
+    sizes: list[int],
+    settings: PartitionSettings,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Each subspace's mean nearest-neighbour distance on a fresh disjoint split of
+    ``mi_queries`` queries and ``mi_keys`` keys (the re-init rounds' evaluation)."""
+    query_rows, key_rows = disjoint_split(
+        len(activations), settings.mi_queries, settings.mi_keys, generator
+    )
+    with torch.no_grad():
+        queries, keys = activations[query_rows], activations[key_rows]
+        return subspace_losses(R, queries, keys, sizes, settings.search_block)
+
+
+def reinit_due(settings: PartitionSettings, step: int) -> bool:
+    """A re-init round after ``step``: every ``reinit_interval`` steps before merging."""
+    interval = settings.reinit_interval
+    return bool(interval) and step % interval == 0 and step < settings.merge_start
+
+
+def reinit_round(
+    activations: torch.Tensor,
+    R: torch.Tensor,
+    sizes: list[int],
+    settings: PartitionSettings,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """One round of the authors' toy re-initialisation: the per-subspace losses of ``R``, the
+    worst subspace, a partner drawn with probability proportional to loss x positive MI with
+    it, and R rotated at random inside the pair's union. Returns (new R, losses, worst,
+    partner)."""
+    losses = evaluate_subspaces(activations, R, sizes, settings, generator)
+    worst = int(torch.argmax(losses))
+    mi = estimate_mi(activations, R, sizes, settings.mi_queries, settings.mi_keys, generator)
+    partner = reinit_partner(losses, mi, worst, generator)
+    return rotate_within(R, sizes, (worst, partner), generator), losses, worst, partner
+
+
 def _save(
     checkpoint: Checkpoint,
     step: int,
@@ -127,9 +178,12 @@ def _save(
     result: PartitionResult,
     sizes: list[int],
     seconds: float,
+    best: tuple[torch.Tensor, float] | None,
 ) -> None:
     """The whole state after ``step``: what :func:`train_partition` needs to continue."""
     tensors = {f"rotation.{k}": v for k, v in rotation.state_dict().items()}
+    if best is not None:
+        tensors["best_R"] = best[0]
     optimiser_part, optimiser_meta = optimiser_tensors("optim", optimiser.state_dict())
     tensors.update(optimiser_part, generator=generator.get_state(), torch_rng=torch.get_rng_state())
     meta = {
@@ -137,6 +191,8 @@ def _save(
         "sizes": sizes,
         "losses": result.losses,
         "merges": result.merges,
+        "reinits": result.reinits,
+        "best_loss": None if best is None else best[1],
         "optimiser": optimiser_meta,
         "seconds": seconds,
     }
@@ -170,11 +226,15 @@ def train_partition(
     optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
     result = PartitionResult(rotation.weight.detach().clone(), sizes)
     start, earlier = 0, 0.0
+    best: tuple[torch.Tensor, float] | None = None  # the re-init phase's best R and its loss
     saved = checkpoint.load() if checkpoint is not None else None
     if saved is not None:
         tensors, meta = saved
         start, earlier, sizes = meta["step"], meta["seconds"], meta["sizes"]
         result.losses, result.merges, result.steps = meta["losses"], meta["merges"], start
+        result.reinits = meta.get("reinits", [])
+        if meta.get("best_loss") is not None:
+            best = (tensors["best_R"], meta["best_loss"])
         prefix = "rotation."
         rotation.load_state_dict(
             {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
@@ -191,10 +251,13 @@ def train_partition(
     for step in bar:
         if checkpoint is not None and checkpoint.due(step - 1, start):
             seconds = time.perf_counter() - started
-            _save(checkpoint, step - 1, rotation, optimiser, generator, result, sizes, seconds)
+            _save(
+                checkpoint, step - 1, rotation, optimiser, generator, result, sizes, seconds, best
+            )
         query_rows, key_rows = disjoint_split(n, settings.batch_size, settings.key_pool, generator)
         queries, keys = activations[query_rows], activations[key_rows]
-        loss = ndm_loss(rotation.weight, queries, keys, sizes, settings.search_block)
+        loss = subspace_losses(rotation.weight, queries, keys, sizes, settings.search_block)
+        loss = loss.mean()  # the NDM loss: unweighted over subspaces
         if not torch.isfinite(loss):
             raise ActspaceError(
                 f"the NDM loss is {loss.item()} at step {step}; a non-finite activation in the "
@@ -207,6 +270,26 @@ def train_partition(
         result.losses.append(loss.item())
         result.steps = step
         bar.set_postfix(loss=f"{result.losses[-1]:.4f}", subspaces=len(sizes), refresh=False)
+        if reinit_due(settings, step) and len(sizes) > 1:
+            R = rotation.weight.detach().clone()
+            new_R, losses, worst, partner = reinit_round(activations, R, sizes, settings, generator)
+            if best is None or float(losses.mean()) < best[1]:
+                best = (R, float(losses.mean()))
+            result.reinits.append(
+                {
+                    "step": step,
+                    "loss": float(losses.mean()),
+                    "losses": [float(x) for x in losses],
+                    "rotated": [worst, partner],
+                }
+            )
+            log.info("step %d: re-init of subspaces %d and %d", step, worst, partner)
+            rotation = orthogonal_rotation(new_R)
+            optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+            continue
+        if best is not None and step == settings.merge_start:  # end of the re-init phase
+            rotation = better_rotation(activations, rotation, sizes, settings, generator, best)
+            optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
         due = (
             step >= settings.merge_start
             and (step - settings.merge_start) % settings.merge_interval == 0
@@ -247,7 +330,26 @@ def train_partition(
         R, sizes, _ = merge_columns(R, sizes, pairs)
         rotation = orthogonal_rotation(R)
         optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+    if best is not None and result.steps < settings.merge_start:  # stopped while re-initialising
+        rotation = better_rotation(activations, rotation, sizes, settings, generator, best)
     result.R = rotation.weight.detach().clone()
     result.sizes = list(sizes)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def better_rotation(
+    activations: torch.Tensor,
+    rotation: nn.Module,
+    sizes: list[int],
+    settings: PartitionSettings,
+    generator: torch.Generator,
+    best: tuple[torch.Tensor, float],
+) -> nn.Module:
+    """The rotation to merge from after the re-init phase: the current one or the best kept,
+    whichever has the lower evaluated loss."""
+    current = rotation.weight.detach().clone()
+    loss = float(evaluate_subspaces(activations, current, sizes, settings, generator).mean())
+    chosen = current if loss <= best[1] else best[0]
+    log.info("re-init phase over: merging from the %s R", "last" if chosen is current else "best")
+    return orthogonal_rotation(chosen)
