@@ -185,6 +185,7 @@ def tiny_workflow_config(model_path: Path, **capture) -> dict:
                     "layers": [1, 2],
                     "stop_at": [2],
                     "probes": True,
+                    "induction_block": 1,
                 },
             ],
             "unit_size": 4,

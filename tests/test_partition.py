@@ -11,8 +11,15 @@ import torch
 
 from actspace.methods.partition import math as pm
 from actspace.methods.partition.circuits import block_circuit, edge_matrix, mean_mlp_jacobian
-from actspace.methods.partition.probes import token_labels
-from actspace.methods.partition.train import PartitionSettings, train_partition
+from actspace.methods.partition.probes import token_labels, variance_share
+from actspace.methods.partition.summary import induction_signature, known_circuit_split
+from actspace.methods.partition.train import (
+    PartitionSettings,
+    better_rotation,
+    evaluate_subspaces,
+    orthogonal_rotation,
+    train_partition,
+)
 from actspace.models import ModelAdapter
 from conftest import build_tiny_model, with_defaults
 
@@ -128,6 +135,55 @@ def test_superposition_toy_groups_are_recovered():
     assert all(max(pair) > 1.5 for pair in angles)  # and orthogonal to the other group
 
 
+def test_reinit_rotates_inside_the_pair_only():
+    """The toy schedule's re-init: the pair's union and every other subspace are kept, the
+    pair's own subspaces change, R stays orthogonal."""
+    g = torch.Generator().manual_seed(3)
+    R, sizes = pm.random_rotation(10, g), [4, 2, 2, 2]
+    rotated = pm.rotate_within(R, sizes, (0, 2), g)
+    spans = pm.bounds(sizes)
+    union = lambda M: torch.cat([M[:, slice(*spans[0])], M[:, slice(*spans[2])]], dim=1)
+    assert float(pm.principal_angles(union(rotated), union(R)).max()) < 1e-5
+    for i in (1, 3):
+        assert torch.equal(rotated[:, slice(*spans[i])], R[:, slice(*spans[i])])
+    assert float(pm.principal_angles(rotated[:, :4], R[:, :4]).max()) > 0.1
+    assert torch.allclose(rotated.T @ rotated, torch.eye(10), atol=1e-5)
+
+
+def test_reinit_partner_follows_loss_times_positive_mi():
+    g = torch.Generator().manual_seed(0)
+    losses = torch.tensor([1.0, 5.0, 2.0, 3.0])
+    mi = torch.zeros(4, 4)
+    mi[1, 3] = mi[3, 1] = 0.7
+    mi[1, 2] = mi[2, 1] = -0.4  # negative estimates carry no weight
+    assert {pm.reinit_partner(losses, mi, 1, g) for _ in range(50)} == {3}
+    mi[1, 0] = mi[0, 1] = 0.7  # equal MI: the partner with the larger loss 3x as often
+    draws = [pm.reinit_partner(losses, mi, 1, g) for _ in range(4000)]
+    assert set(draws) == {0, 3} and 2.6 < draws.count(3) / draws.count(0) < 3.4
+    nothing = torch.zeros(4, 4)  # no positive MI: any other subspace, never the worst itself
+    assert {pm.reinit_partner(losses, nothing, 1, g) for _ in range(200)} == {0, 2, 3}
+
+
+def test_the_reinit_phase_ends_on_the_better_of_the_last_and_the_best_rotation():
+    """At merge_start the schedule keeps whichever R has the lower evaluated loss: the
+    superposition toy's planted solution against a random rotation, either way round."""
+    data, group_a, group_b = superposition_toy(4000)
+    planted = torch.cat([group_a, group_b], dim=1)
+    scrambled = pm.random_rotation(12, torch.Generator().manual_seed(1))
+    config = settings(unit_size=6, mi_queries=256, mi_keys=2048)
+    g = torch.Generator().manual_seed(0)
+    loss = lambda R: float(evaluate_subspaces(data, R, [6, 6], config, g).mean())
+    assert loss(planted) < loss(scrambled)
+    kept = better_rotation(
+        data, orthogonal_rotation(scrambled), [6, 6], config, g, (planted, loss(planted))
+    )
+    assert torch.allclose(kept.weight.detach(), planted, atol=1e-5)
+    kept = better_rotation(
+        data, orthogonal_rotation(planted), [6, 6], config, g, (scrambled, loss(scrambled))
+    )
+    assert torch.allclose(kept.weight.detach(), planted, atol=1e-5)
+
+
 def test_a_map_from_subspace_i_onto_j_has_no_other_edge():
     g = torch.Generator().manual_seed(4)
     R_in, R_out = pm.random_rotation(10, g), pm.random_rotation(10, g)
@@ -164,6 +220,65 @@ def test_mean_mlp_jacobian_matches_finite_differences():
 
 def test_probe_labels_skip_each_documents_first_token():
     tokens = np.array([5, 6, 7, 8, 9])
-    rows, current, previous = token_labels(tokens, np.array([0, 3, 5]))
-    assert rows.tolist() == [1, 2, 4] and current.tolist() == [6, 7, 9]
-    assert previous.tolist() == [5, 6, 8]
+    rows, labels = token_labels(tokens, np.array([0, 3, 5]))
+    assert rows.tolist() == [1, 2, 4] and labels["current_token"].tolist() == [6, 7, 9]
+    assert labels["previous_token"].tolist() == [5, 6, 8]
+    assert labels["position"].tolist() == [1, 2, 1]
+
+
+def test_probe_labels_stop_at_each_documents_first_separator():
+    """<bos> x <sep> x <eos> documents (bos 10, sep 11, eos 12): the first copy and its <sep>."""
+    tokens = np.array([10, 1, 2, 11, 1, 2, 12, 10, 3, 11, 3, 12])
+    rows, labels = token_labels(tokens, np.array([0, 7, 12]), sep=11)
+    assert rows.tolist() == [1, 2, 3, 8, 9]
+    assert labels["current_token"].tolist() == [1, 2, 11, 3, 11]
+    assert labels["previous_token"].tolist() == [10, 1, 2, 10, 3]
+    assert labels["position"].tolist() == [1, 2, 3, 1, 2]
+
+
+def test_variance_share_is_the_correlation_ratio():
+    """eta^2 against a per-class loop (1 - within-class over total sum of squares); 1 for a
+    function of the label, about 0 for an independent one."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, 3000)
+    z = rng.normal(size=(3000, 3)) + np.eye(5)[labels][:, :3] * 2.0
+    total = ((z - z.mean(0)) ** 2).sum()
+    within = sum(((z[labels == c] - z[labels == c].mean(0)) ** 2).sum() for c in range(5))
+    assert variance_share(z, labels) == pytest.approx(1 - within / total, rel=1e-9)
+    assert variance_share(rng.normal(size=(5, 4))[labels], labels) == pytest.approx(1.0)
+    assert variance_share(rng.normal(size=(3000, 3)), labels) < 0.01
+
+
+def _probe_table(trained, random):
+    """A probe CSV's rows from (current share, previous share) per subspace and basis."""
+    return [
+        {
+            "basis": basis,
+            "subspace": i,
+            "size": 8,
+            "current_token_share": c,
+            "previous_token_share": p,
+        }
+        for basis, shares in (("trained", trained), ("random", random))
+        for i, (c, p) in enumerate(shares)
+    ]
+
+
+def test_known_circuit_split_needs_both_tokens_apart_and_above_random():
+    random = [(0.25, 0.7), (0.25, 0.7)]
+    found = known_circuit_split(_probe_table([(0.02, 0.91), (0.78, 0.2)], random))
+    assert (
+        found["split"] and found["current"]["subspace"] == 1 and found["previous"]["subspace"] == 0
+    )
+    assert not known_circuit_split(_probe_table([(0.02, 0.8), (0.78, 0.2)], random))["split"]
+    assert not known_circuit_split(_probe_table([(0.3, 0.91), (0.5, 0.2)], random))["split"]
+    assert not known_circuit_split(_probe_table([(0.9, 0.9), (0.1, 0.1)], random))["split"]
+
+
+def test_induction_signature_reads_key_side_and_ov_input_per_head():
+    """Head 1 keys on subspace 0 and copies from subspace 2; head 0 the other way round."""
+    ov, qk = np.zeros((2, 3, 2)), np.zeros((2, 3, 3))
+    ov[1, 2, 0], qk[1, 1, 0], qk[1, 2, 0] = 5.0, 3.0, 3.0
+    qk[1, 2, 2] = 4.0  # the largest single edge, but key 0 has the larger sum
+    ov[0, 0, 1], qk[0, 0, 2] = 1.0, 1.0
+    assert induction_signature(ov, qk) == [(2, 0), (0, 2)]

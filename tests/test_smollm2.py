@@ -160,6 +160,7 @@ def test_partition_of_a_middle_layer(ci_profile_run):
     assert "mean pairwise MI, trained R" in page
     toy = ci_profile_run / "results/partition/toy-copy/toy-copy-sequences"
     assert (toy / "probes_L1.stop2.csv").is_file() and (toy / "circuit_B1.stop2.zarr").is_dir()
+    assert "the desired subspaces" in page  # judged: the site names its induction block
 
 
 def test_steering_on_smollm2(ci_profile_run):

@@ -281,14 +281,18 @@ def test_partition_outputs_of_the_tiny_run(tiny_workflow):
         assert sizes.sum() == 16 and store.attrs["layer"] == int(name[1])
         assert store["mi_trained"].shape == (len(sizes), len(sizes)) and len(sizes) >= 2
     probes = (folder / "probes_L1.stop2.csv").read_text().splitlines()
-    assert probes[0] == "basis,subspace,size,current_token,previous_token"
+    assert probes[0] == (
+        "basis,subspace,size,current_token_share,previous_token_share,position_share,"
+        "current_token,previous_token"
+    )
     circuit = open_store(folder / "circuit_B1.stop2.zarr", ["ov", "qk", "skip"])
     n_in = open_store(folder / "L1.stop2.zarr")["sizes"].shape[0]
     n_out = open_store(folder / "L2.stop2.zarr")["sizes"].shape[0]
     assert circuit["ov"].shape == (2, n_in, n_out) and circuit["qk"].shape == (2, n_in, n_in)
     for figure in ("L1.stop2.png", "circuit_B1.stop2.png", "probes_L1.stop2.png"):
         assert (folder / "figures" / figure).stat().st_size > 0
-    assert "## Subspace partition" in (tiny_workflow / "results/summary.md").read_text()
+    page = (tiny_workflow / "results/summary.md").read_text()
+    assert "## Subspace partition" in page and "known-circuit split" in page
 
 
 def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):

@@ -76,6 +76,7 @@ rule probe_partition:
     params:
         test_share=config.get("partition", {}).get("probe_test_share"),
         seed=config.get("partition", {}).get("seed"),
+        sep=lambda wildcards: partition_sites.probe_separator(config, wildcards.corpus),
         code=code_hash("actspace.methods.partition.job"),
     script:
         "../scripts/probe_partition.py"
@@ -174,6 +175,7 @@ rule partition_summary:
         mem_mb=1000,
         gpu=0,
     params:
+        known_circuit=partition_sites.known_circuit_streams(config),
         code=code_hash("actspace.methods.partition.summary"),
     script:
         "../scripts/partition_summary.py"

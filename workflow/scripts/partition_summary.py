@@ -10,5 +10,6 @@ with job(snakemake):
         list(snakemake.input.probes),
         list(snakemake.input.circuits),
         snakemake.input.published,
+        snakemake.params.known_circuit,
     )
     write_json(summary, snakemake.output[0])

@@ -10,4 +10,5 @@ with job(snakemake):
         snakemake.output[0],
         snakemake.params.test_share,
         snakemake.params.seed,
+        snakemake.params.sep,
     )

@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from actspace.methods.partition.probes import PROBE_LABELS
 from actspace.plotting import plt, save_figure, sns
 from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
@@ -121,22 +122,27 @@ def circuit_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
 
 
 def probe_figure(table: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Held-out probe accuracy of the current and the previous token per subspace, trained
-    partition against a random rotation with the same sizes."""
+    """Per subspace, the share of its variance explained by the current token, the previous
+    token and the position (top), and the held-out probe accuracy of the two tokens
+    (bottom): trained partition against a random rotation with the same sizes."""
     rows = read_csv(table)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    for ax, label in zip(axes, ("current_token", "previous_token")):
+    panels = [(f"{label}_share", "variance share") for label in PROBE_LABELS]
+    panels += [(label, "held-out probe accuracy") for label in PROBE_LABELS[:2]]
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey=True)
+    for ax, (column, ylabel) in zip(axes.flat, panels):
         for offset, basis, colour in ((-0.2, "trained", "C0"), (0.2, "random", "C7")):
             chosen = [r for r in rows if r["basis"] == basis]
             ax.bar(
                 [r["subspace"] + offset for r in chosen],
-                [r[label] for r in chosen],
+                [r[column] for r in chosen],
                 width=0.4,
                 color=colour,
                 label=f"{basis} ({', '.join(str(r['size']) for r in chosen)} dims)",
             )
-        ax.set(xlabel="subspace", ylabel="held-out probe accuracy", ylim=(0, 1.02))
-        ax.set_title(label.replace("_", " "))
-        ax.legend(fontsize=7)
-    fig.suptitle("Which subspace reads which token (linear probes)")
+        ax.set(xlabel="subspace", ylabel=ylabel, ylim=(0, 1.02))
+        ax.set_xticks(sorted({r["subspace"] for r in rows}))
+        ax.set_title(column.removesuffix("_share").replace("_", " "))
+    axes.flat[0].legend(fontsize=7, loc="upper left")
+    axes.flat[-1].set_visible(False)
+    fig.suptitle("Which subspace holds which variable (first copy of each sequence)")
     save_figure(fig, out)

@@ -122,6 +122,7 @@ def partition_job(
         stopped=result.stopped,
         seconds=result.seconds,
         merges=result.merges,
+        reinits=result.reinits,
         settings={k: getattr(config, k) for k in PartitionSettings.__dataclass_fields__},
         mean_mi_trained=float(mi_trained.numpy()[off_diagonal].mean()) if n > 1 else None,
         mean_mi_random=float(mi_random.numpy()[off_diagonal].mean()) if n > 1 else None,
@@ -209,17 +210,20 @@ def mlp_inputs(
     return torch.cat(streams)[:n]
 
 
-def probe_job(activations: str, partition: str, out: str, test_share: float, seed: int) -> None:
-    """Probe accuracies (current and previous token) of every subspace of a partition and of
-    a random rotation with the same sizes, as a CSV table."""
+def probe_job(
+    activations: str, partition: str, out: str, test_share: float, seed: int, sep: int | None
+) -> None:
+    """Variance shares (current token, previous token, position) and probe accuracies
+    (current and previous token) of every subspace of a partition and of a random rotation
+    with the same sizes, on the first copy of each document (through its first ``sep``
+    token; every position when ``sep`` is None), as a CSV table."""
     R, sizes, attrs = read_partition(partition)
     random_R = torch.from_numpy(open_store(partition, ["random_R"])["random_R"][:])
     store = open_store(activations, ["resid", "tokens", "doc_offsets"])
     tokens, offsets = store["tokens"][:], store["doc_offsets"][:]
     site = site_activations(store, attrs["layer"])
-    rows, current, previous = token_labels(tokens, offsets)
+    rows, labels = token_labels(tokens, offsets, sep)
     test = document_split(offsets, rows, test_share, seed)
-    labels = {"current_token": current, "previous_token": previous}
     table = []
     for basis, rotation in (("trained", R), ("random", random_R)):
         for row in subspace_probes(site[rows], rotation, sizes, labels, test):

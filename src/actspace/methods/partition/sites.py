@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from actspace.config import check_names
+from actspace.data.tasks import CopyTask
 from actspace.errors import ActspaceError
 
 RUN_KEYS = ("sites", "circuit_streams", "probe_test_share")  # not settings of a partition job
@@ -54,6 +55,24 @@ def probed(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def known_circuit_streams(config: Mapping[str, Any]) -> list[list[Any]]:
+    """(model, corpus, layer) of each probed site's stream entering its induction block."""
+    return [
+        [s["model"], s["corpus"], s["induction_block"]]
+        for s in sites(config)
+        if s["probes"] and s.get("induction_block") is not None
+    ]
+
+
+def probe_separator(config: Mapping[str, Any], corpus: str) -> int | None:
+    """The ``<sep>`` token id of a copy-task corpus (its probes stop at the first copy);
+    None for other corpora (every position is probed)."""
+    entry = config["corpora"][corpus]
+    if entry.get("type") != "task":
+        return None
+    return CopyTask.from_config(entry["task"]).sep
+
+
 def site_settings(
     config: Mapping[str, Any], model: str, corpus: str, layer: int, stop: str
 ) -> dict[str, Any]:
@@ -69,7 +88,8 @@ def site_settings(
 
 
 def check_config(config: Mapping[str, Any]) -> None:
-    """Every site names a defined model and corpus, once per (model, corpus, layer)."""
+    """Every site names a defined model and corpus, once per (model, corpus, layer), and an
+    induction block among its probed layers."""
     seen: set[tuple[str, str, int]] = set()
     for index, site in enumerate(sites(config)):
         for key, defined in (("model", "models"), ("corpus", "corpora")):
@@ -82,3 +102,9 @@ def check_config(config: Mapping[str, Any]) -> None:
                     f"{site['corpus']} is listed twice"
                 )
             seen.add(key)
+        block = site.get("induction_block")
+        if block is not None and (not site["probes"] or block not in site["layers"]):
+            raise ActspaceError(
+                f"config partition.sites[{index}].induction_block {block}: needs probes: true "
+                f"and the stream entering it among the site's layers {site['layers']}"
+            )
