@@ -282,3 +282,9 @@ def test_induction_signature_reads_key_side_and_ov_input_per_head():
     qk[1, 2, 2] = 4.0  # the largest single edge, but key 0 has the larger sum
     ov[0, 0, 1], qk[0, 0, 2] = 1.0, 1.0
     assert induction_signature(ov, qk) == [(2, 0), (0, 2)]
+
+
+def test_probe_labels_skip_empty_documents():
+    tokens = np.array([10, 1, 11, 1, 10, 2, 11])
+    rows, labels = token_labels(tokens, np.array([0, 4, 4, 7]), sep=11)
+    assert rows.tolist() == [1, 2, 5, 6] and labels["position"].tolist() == [1, 2, 1, 2]

@@ -38,21 +38,14 @@ def token_labels(
     """Rows that have a previous token in their document (with ``sep``: only rows up to and
     including each document's first ``sep`` token, the first copy) and their labels:
     ``current_token``, ``previous_token`` and ``position`` (index in the document)."""
-    starts = np.zeros(len(tokens), dtype=bool)
-    starts[offsets[:-1]] = True
-    keep = ~starts
+    doc_start = offsets[np.searchsorted(offsets, np.arange(len(tokens)), side="right") - 1]
+    keep = np.arange(len(tokens)) > doc_start
     if sep is not None:  # keep rows with no separator before them in their document
         before = np.cumsum(tokens == sep) - (tokens == sep)  # separators before each row
-        doc_of_token = np.cumsum(starts) - 1
-        keep &= before == before[offsets[:-1]][doc_of_token]
+        keep &= before == before[doc_start]
     rows = np.flatnonzero(keep)
-    doc_of_row = np.searchsorted(offsets, rows, side="right") - 1
-    labels = {
-        "current_token": tokens[rows],
-        "previous_token": tokens[rows - 1],
-        "position": rows - offsets[doc_of_row],
-    }
-    return rows, labels
+    position = rows - doc_start[rows]
+    return rows, dict(zip(PROBE_LABELS, (tokens[rows], tokens[rows - 1], position)))
 
 
 def variance_share(z: np.ndarray, labels: np.ndarray) -> float:
