@@ -110,12 +110,15 @@ def _share_text(chosen: dict, other: dict, random: dict, column: str) -> str:
 
 
 def _probe_rows(
-    path: str | os.PathLike, partition: Any, ref: dict, known: set[tuple[str, str, int]]
+    table: Sequence[dict[str, Any]],
+    found: dict[str, Any],
+    partition: Any,
+    ref: dict,
+    known: set[tuple[str, str, int]],
 ) -> list[dict[str, Any]]:
-    table = read_csv(path)
+    """Rows of one probe table whose :func:`known_circuit_split` is ``found``."""
     attrs = partition.attrs
     model, setting = attrs["model"], f"{_setting(attrs)}; first copy of each sequence"
-    found = known_circuit_split(table)
     c, p, random = found["current"], found["previous"], found["random"]
     judged = (model, attrs["corpus"], attrs["layer"]) in known
     judged &= attrs["settings"].get("stop_at_n_subspaces") == 2
@@ -226,9 +229,12 @@ def partition_summary(
     for path in probes:  # probes_L{layer}{stop}.csv sits beside its L{layer}{stop}.zarr
         folder = os.path.dirname(str(path))
         name = os.path.basename(str(path)).removeprefix("probes_").removesuffix(".csv")
-        rows += _probe_rows(path, open_store(os.path.join(folder, f"{name}.zarr")), ref, known)
+        table = read_csv(path)
+        found = known_circuit_split(table)
+        store = open_store(os.path.join(folder, f"{name}.zarr"))
+        rows += _probe_rows(table, found, store, ref, known)
         circuit = os.path.join(folder, f"circuit_B{name.removeprefix('L')}.zarr")
-        splits[os.path.normpath(circuit)] = known_circuit_split(read_csv(path))
+        splits[os.path.normpath(circuit)] = found
     for path in circuits:
         rows += _circuit_rows(path, splits.get(os.path.normpath(str(path))))
     title = "Subspace partition (neighbour distance minimisation) and subspace circuits"
