@@ -79,6 +79,13 @@ def orthogonal_rotation(initial: torch.Tensor) -> nn.Module:
     return nn.utils.parametrizations.orthogonal(_Rotation(initial))
 
 
+def restart(R: torch.Tensor, lr: float) -> tuple[nn.Module, torch.optim.Adam]:
+    """A new parametrisation starting at ``R`` and a new Adam: the schedule's reset (start,
+    merge, re-init)."""
+    rotation = orthogonal_rotation(R)
+    return rotation, torch.optim.Adam(rotation.parameters(), lr=lr)
+
+
 @dataclass
 class PartitionResult:
     """A trained partition and how it got there."""
@@ -222,8 +229,7 @@ def train_partition(
     generator = torch.Generator().manual_seed(settings.seed)
     torch.manual_seed(settings.seed)
     sizes = [settings.unit_size] * (d // settings.unit_size)
-    rotation = orthogonal_rotation(torch.eye(d))
-    optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+    rotation, optimiser = restart(torch.eye(d), settings.lr)
     result = PartitionResult(rotation.weight.detach().clone(), sizes)
     start, earlier = 0, 0.0
     best: tuple[torch.Tensor, float] | None = None  # the re-init phase's best R and its loss
@@ -273,23 +279,25 @@ def train_partition(
         if reinit_due(settings, step) and len(sizes) > 1:
             R = rotation.weight.detach().clone()
             new_R, losses, worst, partner = reinit_round(activations, R, sizes, settings, generator)
-            if best is None or float(losses.mean()) < best[1]:
-                best = (R, float(losses.mean()))
+            loss_now = float(losses.mean())
+            if best is None or loss_now < best[1]:
+                best = (R, loss_now)
             result.reinits.append(
                 {
                     "step": step,
-                    "loss": float(losses.mean()),
+                    "loss": loss_now,
                     "losses": [float(x) for x in losses],
                     "rotated": [worst, partner],
                 }
             )
             log.info("step %d: re-init of subspaces %d and %d", step, worst, partner)
-            rotation = orthogonal_rotation(new_R)
-            optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+            rotation, optimiser = restart(new_R, settings.lr)
             continue
         if best is not None and step == settings.merge_start:  # end of the re-init phase
-            rotation = better_rotation(activations, rotation, sizes, settings, generator, best)
-            optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
+            R = better_rotation(
+                activations, rotation.weight.detach(), sizes, settings, generator, best
+            )
+            rotation, optimiser = restart(R, settings.lr)
         due = (
             step >= settings.merge_start
             and (step - settings.merge_start) % settings.merge_interval == 0
@@ -328,11 +336,10 @@ def train_partition(
             result.stopped = "no pair above merge_thr"
             break
         R, sizes, _ = merge_columns(R, sizes, pairs)
-        rotation = orthogonal_rotation(R)
-        optimiser = torch.optim.Adam(rotation.parameters(), lr=settings.lr)
-    if best is not None and result.steps < settings.merge_start:  # stopped while re-initialising
-        rotation = better_rotation(activations, rotation, sizes, settings, generator, best)
+        rotation, optimiser = restart(R, settings.lr)
     result.R = rotation.weight.detach().clone()
+    if best is not None and result.steps < settings.merge_start:  # stopped while re-initialising
+        result.R = better_rotation(activations, result.R, sizes, settings, generator, best)
     result.sizes = list(sizes)
     result.seconds = time.perf_counter() - started
     return result
@@ -340,16 +347,15 @@ def train_partition(
 
 def better_rotation(
     activations: torch.Tensor,
-    rotation: nn.Module,
+    current: torch.Tensor,
     sizes: list[int],
     settings: PartitionSettings,
     generator: torch.Generator,
     best: tuple[torch.Tensor, float],
-) -> nn.Module:
-    """The rotation to merge from after the re-init phase: the current one or the best kept,
-    whichever has the lower evaluated loss."""
-    current = rotation.weight.detach().clone()
+) -> torch.Tensor:
+    """The R to merge from after the re-init phase: ``current`` or the best kept, whichever
+    has the lower evaluated loss."""
     loss = float(evaluate_subspaces(activations, current, sizes, settings, generator).mean())
     chosen = current if loss <= best[1] else best[0]
     log.info("re-init phase over: merging from the %s R", "last" if chosen is current else "best")
-    return orthogonal_rotation(chosen)
+    return chosen.clone()
