@@ -244,30 +244,56 @@ def test_variance_share_is_the_correlation_ratio():
     assert variance_share(rng.normal(size=(3000, 3)), labels) < 0.01
 
 
+def test_probe_labels_of_the_bigram_circuit_start_two_tokens_in():
+    """Three token variables (the bigram head matches two tokens): rows need two earlier
+    tokens in their document, the first copy still ends at its <sep>."""
+    tokens = np.array([10, 1, 2, 3, 11, 1, 2, 3, 12, 10, 4, 11, 4, 12])
+    rows, labels = token_labels(tokens, np.array([0, 9, 14]), sep=11, n_tokens=3)
+    assert rows.tolist() == [2, 3, 4, 11]
+    assert labels["current_token"].tolist() == [2, 3, 11, 11]
+    assert labels["previous_token"].tolist() == [1, 2, 3, 4]
+    assert labels["two_back_token"].tolist() == [10, 1, 2, 10]
+    assert labels["position"].tolist() == [2, 3, 4, 2]
+    with pytest.raises(ValueError, match="n_tokens"):
+        token_labels(tokens, np.array([0, 14]), n_tokens=4)
+
+
 def _probe_table(trained, random):
-    """A probe CSV's rows from (current share, previous share) per subspace and basis."""
+    """A probe CSV's rows from the token variables' shares (current, previous[, two back])
+    per subspace and basis."""
+    names = ("current_token", "previous_token", "two_back_token")
     return [
-        {
-            "basis": basis,
-            "subspace": i,
-            "size": 8,
-            "current_token_share": c,
-            "previous_token_share": p,
-        }
+        {"basis": basis, "subspace": i, "size": 8}
+        | {f"{name}_share": value for name, value in zip(names, subspace)}
         for basis, shares in (("trained", trained), ("random", random))
-        for i, (c, p) in enumerate(shares)
+        for i, subspace in enumerate(shares)
     ]
 
 
 def test_known_circuit_split_needs_both_tokens_apart_and_above_random():
     random = [(0.25, 0.7), (0.25, 0.7)]
     found = known_circuit_split(_probe_table([(0.02, 0.91), (0.78, 0.2)], random))
-    assert (
-        found["split"] and found["current"]["subspace"] == 1 and found["previous"]["subspace"] == 0
-    )
+    assert found["split"] and found["subspaces"]["current_token"]["subspace"] == 1
+    assert found["subspaces"]["previous_token"]["subspace"] == 0
     assert not known_circuit_split(_probe_table([(0.02, 0.8), (0.78, 0.2)], random))["split"]
     assert not known_circuit_split(_probe_table([(0.3, 0.91), (0.5, 0.2)], random))["split"]
     assert not known_circuit_split(_probe_table([(0.9, 0.9), (0.1, 0.1)], random))["split"]
+
+
+def test_known_circuit_split_of_three_variables_needs_a_subspace_each():
+    """The bigram toy's variables: current, previous, two back; two of them in one subspace
+    (or a third subspace only as good as random) is no split."""
+    random = [(0.2, 0.2, 0.2)] * 3
+    clean = [(0.8, 0.1, 0.05), (0.05, 0.7, 0.1), (0.1, 0.1, 0.6)]
+    found = known_circuit_split(_probe_table(clean, random))
+    assert found["split"]
+    assert [found["subspaces"][n]["subspace"] for n in found["subspaces"]] == [0, 1, 2]
+    merged = [(0.8, 0.1, 0.05), (0.05, 0.7, 0.6), (0.1, 0.1, 0.1)]
+    assert not known_circuit_split(_probe_table(merged, random))["split"]
+    weak = [(0.8, 0.1, 0.05), (0.05, 0.7, 0.1), (0.1, 0.1, 0.3)]
+    assert not known_circuit_split(_probe_table(weak, random))["split"]
+    two = [(0.8, 0.1, 0.05), (0.05, 0.7, 0.6)]  # two subspaces cannot split three variables
+    assert not known_circuit_split(_probe_table(two, random[:2]))["split"]
 
 
 def test_induction_signature_reads_key_side_and_ov_input_per_head():

@@ -77,7 +77,8 @@ rule probe_partition:
         test_share=config.get("partition", {}).get("probe_test_share"),
         seed=config.get("partition", {}).get("seed"),
         sep=lambda wildcards: partition_sites.probe_separator(config, wildcards.corpus),
-        code=code_hash("actspace.methods.partition.job"),
+        n_tokens=lambda wildcards: partition_sites.probe_tokens(config, wildcards.corpus),
+        code=code_hash("actspace.methods.partition.probe_job"),
     script:
         "../scripts/probe_partition.py"
 

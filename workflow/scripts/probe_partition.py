@@ -1,7 +1,7 @@
-"""Snakemake glue for rule probe_partition (logic: actspace.methods.partition.job)."""
+"""Snakemake glue for rule probe_partition (logic: actspace.methods.partition.probe_job)."""
 
 from actspace.jobs import job
-from actspace.methods.partition.job import probe_job
+from actspace.methods.partition.probe_job import probe_job
 
 with job(snakemake):
     probe_job(
@@ -11,4 +11,5 @@ with job(snakemake):
         snakemake.params.test_share,
         snakemake.params.seed,
         snakemake.params.sep,
+        snakemake.params.n_tokens,
     )

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from actspace.methods.partition.probes import PROBE_LABELS
+from actspace.methods.partition.probes import token_variables
 from actspace.plotting import plt, save_figure, sns
 from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
@@ -122,14 +122,22 @@ def circuit_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
 
 
 def probe_figure(table: str | os.PathLike, out: str | os.PathLike) -> None:
-    """Per subspace, the share of its variance explained by the current token, the previous
-    token and the position (top), and the held-out probe accuracy of the two tokens
-    (bottom): trained partition against a random rotation with the same sizes."""
+    """Per subspace, the share of its variance explained by each token variable (current,
+    previous, on the bigram toy two back) and the position (top), and the held-out probe
+    accuracy of the token variables (bottom): trained partition against a random rotation
+    with the same sizes."""
     rows = read_csv(table)
-    panels = [(f"{label}_share", "variance share") for label in PROBE_LABELS]
-    panels += [(label, "held-out probe accuracy") for label in PROBE_LABELS[:2]]
-    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharey=True)
-    for ax, (column, ylabel) in zip(axes.flat, panels):
+    names = token_variables(rows)
+    panels = [(f"{label}_share", "variance share") for label in [*names, "position"]]
+    width = len(panels)
+    panels += [(label, "held-out probe accuracy") for label in names]
+    panels += [None] * (2 * width - len(panels))
+    fig, axes = plt.subplots(2, width, figsize=(4.3 * width, 7), sharey=True)
+    for ax, panel in zip(axes.flat, panels):
+        if panel is None:
+            ax.set_visible(False)
+            continue
+        column, ylabel = panel
         for offset, basis, colour in ((-0.2, "trained", "C0"), (0.2, "random", "C7")):
             chosen = [r for r in rows if r["basis"] == basis]
             ax.bar(
@@ -143,6 +151,5 @@ def probe_figure(table: str | os.PathLike, out: str | os.PathLike) -> None:
         ax.set_xticks(sorted({r["subspace"] for r in rows}))
         ax.set_title(column.removesuffix("_share").replace("_", " "))
     axes.flat[0].legend(fontsize=7, loc="upper left")
-    axes.flat[-1].set_visible(False)
     fig.suptitle("Which subspace holds which variable (first copy of each sequence)")
     save_figure(fig, out)

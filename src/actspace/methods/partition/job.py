@@ -1,6 +1,6 @@
-"""Rules ``partition_site``, ``subspace_circuit`` and ``probe_partition``: train one site's
-partition, wire two partitions through the block between them, check a toy's partition
-against its known circuit.
+"""Rules ``partition_site`` and ``subspace_circuit``: train one site's partition, wire two
+partitions through the block between them (the known-circuit check of a toy's partition is
+in :mod:`~actspace.methods.partition.probe_job`).
 
 A site is (model, corpus, layer): the residual stream ``resid[:, layer]`` of the activation
 store (layer 0 the embeddings, layer l the stream entering block l, n_layers the last block's
@@ -26,14 +26,13 @@ from actspace.methods.partition.math import (
     random_rotation,
     subspace_variances,
 )
-from actspace.methods.partition.probes import document_split, subspace_probes, token_labels
 from actspace.methods.partition.train import (
     PartitionSettings,
     estimate_mi,
     train_partition,
 )
 from actspace.models import load_model
-from actspace.store import atomic_store, open_store, provenance, read_site, write_csv
+from actspace.store import atomic_store, open_store, provenance, read_site
 
 log = logging.getLogger(__name__)
 
@@ -208,24 +207,3 @@ def mlp_inputs(
         if count >= n:
             break
     return torch.cat(streams)[:n]
-
-
-def probe_job(
-    activations: str, partition: str, out: str, test_share: float, seed: int, sep: int | None
-) -> None:
-    """Variance shares (current token, previous token, position) and probe accuracies
-    (current and previous token) of every subspace of a partition and of a random rotation
-    with the same sizes, on the first copy of each document (through its first ``sep``
-    token; every position when ``sep`` is None), as a CSV table."""
-    R, sizes, attrs = read_partition(partition)
-    random_R = torch.from_numpy(open_store(partition, ["random_R"])["random_R"][:])
-    store = open_store(activations, ["resid", "tokens", "doc_offsets"])
-    tokens, offsets = store["tokens"][:], store["doc_offsets"][:]
-    site = site_activations(store, attrs["layer"])
-    rows, labels = token_labels(tokens, offsets, sep)
-    test = document_split(offsets, rows, test_share, seed)
-    table = []
-    for basis, rotation in (("trained", R), ("random", random_R)):
-        for row in subspace_probes(site[rows], rotation, sizes, labels, test):
-            table.append({"basis": basis, **row})
-    write_csv(out, table, float_format=".4f")

@@ -1,12 +1,15 @@
 """The known-circuit check of a partition on a copy toy: how much of each subspace is the
-current token, the previous token and the position, against a random rotation with the same
-sizes.
+current token, the previous token (on the bigram toy also the token two back) and the
+position, against a random rotation with the same sizes.
 
 In a copy toy ``<bos> x <sep> x <eos>`` the residual stream entering the induction layer
 holds, at the positions of the first copy (the induction head's keys), the current token and,
 written by the previous-token head, the previous one. A partition that finds the circuit's
 subspaces has one subspace made of the current token and another of the previous token, each
-far more than the other subspace and than a random subspace of that size. Two measures per
+far more than the other subspace and than a random subspace of that size. On the
+unique-bigram toy the bigram head matches the query's (previous, current) against the key's
+(two back, previous) and copies the key's current token, so the stream entering its block
+holds three token variables at the keys: current, previous and two back. Two measures per
 subspace and label: the share of the subspace's variance the label explains (the correlation
 ratio eta^2 = between-class over total variance, descriptive: which variable a subspace
 holds), and the held-out accuracy of a linear probe (whether it can be read at all; in d = 64
@@ -26,26 +29,34 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # the summary and the figures read PROBE_LABELS without importing torch
+if TYPE_CHECKING:  # the summary and the figures read TOKEN_LABELS without importing torch
     import torch
 
-PROBE_LABELS = ("current_token", "previous_token", "position")  # token_labels' label sets
+TOKEN_LABELS = ("current_token", "previous_token", "two_back_token")  # the token 0, 1, 2 back
+
+
+def token_variables(table: Sequence[dict]) -> list[str]:
+    """The token labels a probe table (rows of :func:`subspace_probes`) measured."""
+    return [name for name in TOKEN_LABELS if f"{name}_share" in table[0]]
 
 
 def token_labels(
-    tokens: np.ndarray, offsets: np.ndarray, sep: int | None = None
+    tokens: np.ndarray, offsets: np.ndarray, sep: int | None = None, n_tokens: int = 2
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Rows that have a previous token in their document (with ``sep``: only rows up to and
-    including each document's first ``sep`` token, the first copy) and their labels:
-    ``current_token``, ``previous_token`` and ``position`` (index in the document)."""
+    """Rows that have ``n_tokens - 1`` earlier tokens in their document (with ``sep``: only
+    rows up to and including each document's first ``sep`` token, the first copy) and their
+    labels: the first ``n_tokens`` of ``TOKEN_LABELS`` and ``position`` (index in the
+    document)."""
+    if not 1 <= n_tokens <= len(TOKEN_LABELS):
+        raise ValueError(f"n_tokens must be 1..{len(TOKEN_LABELS)}, not {n_tokens}")
     doc_start = offsets[np.searchsorted(offsets, np.arange(len(tokens)), side="right") - 1]
-    keep = np.arange(len(tokens)) > doc_start
+    keep = np.arange(len(tokens)) >= doc_start + max(1, n_tokens - 1)
     if sep is not None:  # keep rows with no separator before them in their document
         before = np.cumsum(tokens == sep) - (tokens == sep)  # separators before each row
         keep &= before == before[doc_start]
     rows = np.flatnonzero(keep)
-    position = rows - doc_start[rows]
-    return rows, dict(zip(PROBE_LABELS, (tokens[rows], tokens[rows - 1], position)))
+    labels = {name: tokens[rows - back] for back, name in enumerate(TOKEN_LABELS[:n_tokens])}
+    return rows, {**labels, "position": rows - doc_start[rows]}
 
 
 def variance_share(z: np.ndarray, labels: np.ndarray) -> float:
@@ -92,10 +103,9 @@ def subspace_probes(
     sizes: Sequence[int],
     labels: dict[str, np.ndarray],
     test: np.ndarray,
-    probed: Sequence[str] = PROBE_LABELS[:2],
 ) -> list[dict[str, float]]:
     """For each subspace of (R, sizes): the variance share of every label set (``{name}
-    _share``) and the held-out probe accuracy of those in ``probed`` (``{name}``)."""
+    _share``) and the held-out probe accuracy of each token label (``{name}``)."""
     from actspace.methods.partition.math import bounds
 
     z = activations @ R.numpy().astype(activations.dtype)
@@ -104,7 +114,8 @@ def subspace_probes(
         row: dict[str, float] = {"subspace": index, "size": end - start}
         for name, y in labels.items():
             row[f"{name}_share"] = variance_share(z[:, start:end], y)
-        for name in probed:
-            row[name] = probe_accuracy(z[:, start:end], labels[name], test)
+        for name in TOKEN_LABELS:
+            if name in labels:
+                row[name] = probe_accuracy(z[:, start:end], labels[name], test)
         rows.append(row)
     return rows

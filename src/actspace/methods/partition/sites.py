@@ -73,6 +73,17 @@ def probe_separator(config: Mapping[str, Any], corpus: str) -> int | None:
     return CopyTask.from_config(entry["task"]).sep
 
 
+def probe_tokens(config: Mapping[str, Any], corpus: str) -> int:
+    """How many token variables (current, previous, two back) the probes of a corpus
+    measure: those its copy task's induction circuit reads at a key, the current token
+    (copied) and the one (copy) or two (bigram copy) before it that the query matches; 2 for
+    other corpora."""
+    entry = config["corpora"][corpus]
+    if entry.get("type") == "task" and CopyTask.from_config(entry["task"]).kind == "bigram-copy":
+        return 3
+    return 2
+
+
 def site_settings(
     config: Mapping[str, Any], model: str, corpus: str, layer: int, stop: str
 ) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from actspace.methods.partition.probes import PROBE_LABELS
+from actspace.methods.partition.probes import token_variables
 from actspace.reporting.rows import judge, method_summary, published_values, range_verdict, row
 from actspace.store import open_store, read_csv
 
@@ -22,10 +22,13 @@ NOTES = [
     "MI: mean over pairs of final subspaces of the KSG estimate (k = 1, each subspace scaled "
     "by its standard deviation), the trained R against a random rotation with the same sizes.",
     "Known-circuit check (copy toys, positions of the first copy): the share of each "
-    "subspace's variance explained by the current and by the previous token (eta^2), and the "
-    "held-out accuracy of a linear probe for each; random: the same sizes under a random "
-    f"rotation. A split: two subspaces, each with at least {FAR:g}x the other's share of its "
-    f"token and {MARGIN} more than the random subspace of the same size.",
+    "subspace's variance explained by each token variable the induction circuit reads at a "
+    "key (eta^2): the current and the previous token on the copy toy, and the token two back "
+    "on the bigram toy (its bigram head matches two tokens); and the held-out accuracy of a "
+    "linear probe for each; random: the same sizes under a random rotation. A split: a "
+    f"subspace per variable, each with at least {FAR:g}x any other subspace's share of its "
+    f"variable and {MARGIN} more than the random subspace of the same size; judged when the "
+    "partition stops at that many subspaces.",
 ]
 
 
@@ -81,32 +84,43 @@ def _partition_rows(path: str | os.PathLike, ref: dict) -> list[dict[str, Any]]:
 
 
 def known_circuit_split(table: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """The current-token subspace c (largest current minus previous share) and the
-    previous-token subspace p of a probe table, and whether they split the known circuit:
-    c != p, each holds its token at least ``FAR`` times the other's share of it and at least
-    ``MARGIN`` more than the random rotation's subspace of the same index (same size)."""
+    """For each token variable of a probe table (current, previous and, on the bigram toy,
+    two back): its subspace (the largest share of it minus the largest share of another
+    variable), and whether they split the known circuit: a distinct subspace per variable,
+    each holding its variable at least ``FAR`` times every other subspace's share of it and
+    at least ``MARGIN`` more than the random rotation's subspace of the same index (same
+    size)."""
+    names = token_variables(table)
     trained = [r for r in table if r["basis"] == "trained"]
     random = {r["subspace"]: r for r in table if r["basis"] == "random"}
-    cur, prev = "current_token_share", "previous_token_share"
-    c = max(trained, key=lambda r: r[cur] - r[prev])
-    p = max(trained, key=lambda r: r[prev] - r[cur])
-    split = c is not p and all(
-        [
-            c[cur] >= FAR * p[cur],
-            p[prev] >= FAR * c[prev],
-            c[cur] >= random[c["subspace"]][cur] + MARGIN,
-            p[prev] >= random[p["subspace"]][prev] + MARGIN,
-        ]
-    )
-    return {"current": c, "previous": p, "random": random, "split": split}
+
+    def contrast(r: dict[str, Any], name: str) -> float:
+        return r[f"{name}_share"] - max(r[f"{u}_share"] for u in names if u != name)
+
+    chosen = {name: max(trained, key=lambda r: contrast(r, name)) for name in names}
+    split = len({r["subspace"] for r in chosen.values()}) == len(names)
+    for name, r in chosen.items():
+        share = f"{name}_share"
+        others = max((o[share] for o in trained if o is not r), default=0.0)
+        split &= r[share] >= FAR * others and r[share] >= random[r["subspace"]][share] + MARGIN
+    return {"subspaces": chosen, "trained": trained, "random": random, "split": split}
 
 
-def _share_text(chosen: dict, other: dict, random: dict, column: str) -> str:
-    return (
-        f"subspace {chosen['subspace']} ({chosen['size']} dims) {chosen[column]:.2f}, "
-        f"subspace {other['subspace']} {other[column]:.2f}, random "
-        f"{random[chosen['subspace']][column]:.2f}"
+def _label(name: str) -> str:
+    return name.removesuffix("_token").replace("_", " ") + " token"
+
+
+def _share_text(name: str, found: dict[str, Any]) -> str:
+    """One variable's subspace, its share there, the best other subspace's and random's."""
+    chosen, share = found["subspaces"][name], f"{name}_share"
+    others = [o for o in found["trained"] if o is not chosen]
+    text = (
+        f"{_label(name)}: subspace {chosen['subspace']} ({chosen['size']} dims) {chosen[share]:.2f}"
     )
+    if others:
+        other = max(others, key=lambda o: o[share])
+        text += f", subspace {other['subspace']} {other[share]:.2f}"
+    return f"{text}, random {found['random'][chosen['subspace']][share]:.2f}"
 
 
 def _probe_rows(
@@ -116,40 +130,35 @@ def _probe_rows(
     ref: dict,
     known: set[tuple[str, str, int]],
 ) -> list[dict[str, Any]]:
-    """Rows of one probe table whose :func:`known_circuit_split` is ``found``."""
+    """Rows of one probe table whose :func:`known_circuit_split` is ``found``: judged against
+    the expected split on a toy's induction stream when it stops at one subspace per token
+    variable (2 on the copy toy, 3 on the bigram toy)."""
     attrs = partition.attrs
     model, setting = attrs["model"], f"{_setting(attrs)}; first copy of each sequence"
-    c, p, random = found["current"], found["previous"], found["random"]
+    names = list(found["subspaces"])
     judged = (model, attrs["corpus"], attrs["layer"]) in known
-    judged &= attrs["settings"].get("stop_at_n_subspaces") == 2
-    if c is p:
-        value = f"one subspace: current {c['current_token_share']:.2f}, previous {c['previous_token_share']:.2f}"
-    else:
-        value = (
-            f"current token: {_share_text(c, p, random, 'current_token_share')}; previous token: "
-            f"{_share_text(p, c, random, 'previous_token_share')}"
-        )
+    judged &= attrs["settings"].get("stop_at_n_subspaces") == len(names)
+    variables = ", ".join(_label(name) for name in names)
     rows = [
         row(
-            "known-circuit split: variance share of each token",
-            value,
+            "known-circuit split: variance share of each token variable",
+            "; ".join(_share_text(name, found) for name in names),
             model,
             setting,
-            reference=ref["toy_split_stop2"] if judged else None,
+            reference=ref[f"toy_split_stop{len(names)}"] if judged else None,
             verdict=judge(
                 found["split"],
-                f"one subspace holds the current token, another the previous one ({FAR:g}x the "
-                f"other's share, +{MARGIN} over random)",
-                f"no clean split ({FAR:g}x the other's share and +{MARGIN} over random "
-                "required for both tokens)",
+                f"each of {variables} has its own subspace ({FAR:g}x any other subspace's "
+                f"share, +{MARGIN} over random)",
+                f"no clean split of {variables} ({FAR:g}x any other subspace's share and "
+                f"+{MARGIN} over random required for each)",
             ),
         )
     ]
     for basis in ("trained", "random"):
         chosen = [r for r in table if r["basis"] == basis]
         accuracy = "; ".join(
-            f"{label.replace('_', ' ')} " + " / ".join(f"{r[label]:.3f}" for r in chosen)
-            for label in PROBE_LABELS[:2]
+            f"{_label(name)} " + " / ".join(f"{r[name]:.3f}" for r in chosen) for name in names
         )
         sizes = ", ".join(str(r["size"]) for r in chosen)
         rows.append(
@@ -166,7 +175,8 @@ def _probe_rows(
 def induction_signature(ov: np.ndarray, qk: np.ndarray) -> list[tuple[int, int]]:
     """Per head of a block's circuit: (the key subspace with the largest summed QK edge,
     the input subspace with the largest summed OV edge). An induction head reads the
-    previous token on its key side and copies the current token through its OV."""
+    previous token (a bigram head: also the token two back) on its key side and copies the
+    current token through its OV."""
     return [
         (int(np.argmax(qk[h].sum(axis=0))), int(np.argmax(ov[h].sum(axis=1))))
         for h in range(len(ov))
@@ -195,15 +205,17 @@ def _circuit_rows(path: str | os.PathLike, split: dict[str, Any] | None) -> list
         ),
     ]
     if split is not None and split["split"]:  # the block's input holds the known circuit
-        c, p = split["current"]["subspace"], split["previous"]["subspace"]
+        subspaces = {name: r["subspace"] for name, r in split["subspaces"].items()}
+        oldest = list(subspaces)[-1]  # previous (copy) or two back (bigram): keys only
+        c, keyed = subspaces["current_token"], subspaces[oldest]
         heads = induction_signature(ov, qk)
-        found = [h for h, (key, read) in enumerate(heads) if (key, read) == (p, c)]
+        found = [h for h, (key, read) in enumerate(heads) if (key, read) == (keyed, c)]
         listed = ", ".join(f"head {h}: key {k}, OV reads {r}" for h, (k, r) in enumerate(heads))
         rows.append(
             row(
-                "induction signature: a head keys on the previous-token subspace and copies "
-                "from the current-token subspace",
-                f"{'yes' if found else 'no'} ({listed}; previous-token subspace {p}, "
+                f"induction signature: a head keys on the {_label(oldest)} subspace and "
+                "copies from the current-token subspace",
+                f"{'yes' if found else 'no'} ({listed}; {_label(oldest)} subspace {keyed}, "
                 f"current-token subspace {c})",
                 attrs["model"],
                 f"{setting}; largest summed QK edge per key subspace, OV edge per input subspace",
