@@ -16,6 +16,7 @@ Writes results/benchmarks/pipeline.json (under the working directory).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import subprocess
@@ -64,9 +65,14 @@ def planned(output: str) -> dict[str, int]:
 
 def rule_times(workdir: Path) -> tuple[float, dict[str, dict[str, float]]]:
     """Wall seconds from the first job's start to the last job's end, and per rule the jobs
-    and their summed seconds, from Snakemake's metadata (one record per output of a job)."""
+    and their summed seconds, from Snakemake's metadata (one record per output of a job,
+    named by the output's path in URL-safe base64; records of outputs that no longer exist,
+    such as those of a run before ``results/`` was emptied, are left out)."""
     jobs: dict[int, dict] = {}
     for path in (workdir / ".snakemake" / "metadata").iterdir():
+        output = base64.urlsafe_b64decode(path.name + "=" * (-len(path.name) % 4)).decode()
+        if not (workdir / output).exists():
+            continue
         record = json.loads(path.read_text())
         if record.get("starttime") is None or record.get("endtime") is None:
             continue
