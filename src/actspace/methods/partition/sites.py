@@ -64,13 +64,17 @@ def known_circuit_streams(config: Mapping[str, Any]) -> list[list[Any]]:
     ]
 
 
+def _copy_task(config: Mapping[str, Any], corpus: str) -> CopyTask | None:
+    """The copy task a corpus draws from; None for corpora that are not task corpora."""
+    entry = config["corpora"][corpus]
+    return CopyTask.from_config(entry["task"]) if entry.get("type") == "task" else None
+
+
 def probe_separator(config: Mapping[str, Any], corpus: str) -> int | None:
     """The ``<sep>`` token id of a copy-task corpus (its probes stop at the first copy);
     None for other corpora (every position is probed)."""
-    entry = config["corpora"][corpus]
-    if entry.get("type") != "task":
-        return None
-    return CopyTask.from_config(entry["task"]).sep
+    task = _copy_task(config, corpus)
+    return None if task is None else task.sep
 
 
 def probe_tokens(config: Mapping[str, Any], corpus: str) -> int:
@@ -78,10 +82,8 @@ def probe_tokens(config: Mapping[str, Any], corpus: str) -> int:
     measure: those its copy task's induction circuit reads at a key, the current token
     (copied) and the one (copy) or two (bigram copy) before it that the query matches; 2 for
     other corpora."""
-    entry = config["corpora"][corpus]
-    if entry.get("type") == "task" and CopyTask.from_config(entry["task"]).kind == "bigram-copy":
-        return 3
-    return 2
+    task = _copy_task(config, corpus)
+    return 3 if task is not None and task.kind == "bigram-copy" else 2
 
 
 def site_settings(
