@@ -100,6 +100,16 @@ def test_steering_blocks_out_of_range_are_refused():
         MelboSettings.from_config({**section, "source_block": 25}).blocks(30)
     with pytest.raises(ActspaceError, match="n_layers"):
         MelboSettings.from_config({**section, "target_block": 30}).blocks(30)
+    # target positions: by default every token but the first; an empty slice is refused
+    import torch
+
+    from actspace.methods.steering.passes import PromptBatch
+
+    batch = PromptBatch.of([[1, 2, 3], [1, 2]], 0, torch.device("cpu"))
+    default = MelboSettings.from_config(section)
+    assert default.position_mask(batch).tolist() == [[0, 1, 1], [0, 1, 0]]
+    with pytest.raises(ActspaceError, match=r"steering.melbo.target positions \[5:None\]"):
+        MelboSettings.from_config({**section, "target_positions": [5, None]}).position_mask(batch)
 
 
 def test_a_regions_run_needs_defined_names_once_and_a_series_with_its_step():

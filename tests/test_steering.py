@@ -99,6 +99,30 @@ def test_objective_norm_conventions_against_loops():
     )
 
 
+def test_target_positions_slice_each_prompts_own_tokens():
+    batch = PromptBatch.of([[5, 6, 7, 8, 9], [5, 6], [5, 6, 7]], 0, torch.device("cpu"))
+    lengths = [5, 2, 3]
+    for start, stop in ((1, None), (None, None), (-3, None), (0, 2), (-2, -1)):
+        mask = batch.positions(start, stop)
+        for i, n in enumerate(lengths):
+            expected = torch.zeros(batch.ids.shape[1], dtype=mask.dtype)
+            expected[list(range(n))[start:stop]] = 1
+            assert torch.equal(mask[i], expected), (start, stop, i)
+    # the objective ignores what happens at excluded positions (here: the first token)
+    delta = torch.randn(2, 3, 5, 4, dtype=torch.float64)
+    changed = delta.clone()
+    changed[:, :, 0] *= 1000.0
+    without_first = batch.positions(1, None)
+    assert torch.allclose(
+        melbo_objective(delta, without_first, 2, 2), melbo_objective(changed, without_first, 2, 2)
+    )
+    assert not torch.allclose(
+        melbo_objective(delta, batch.mask, 2, 2), melbo_objective(changed, batch.mask, 2, 2)
+    )
+    with pytest.raises(ValueError, match="select no token of prompt 1"):
+        batch.positions(2, None)
+
+
 def test_objective_gradient_matches_finite_differences(tiny, prompts):
     unsteered = steered_target(tiny, prompts, None, 0, 1).detach()
 

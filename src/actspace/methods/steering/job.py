@@ -73,6 +73,7 @@ class MelboSettings(SectionSettings):
 
     source_block: int
     target_block: int | None
+    target_positions: list[int | None]
     radius: float
     p: float
     q: float | None
@@ -98,6 +99,14 @@ class MelboSettings(SectionSettings):
     @property
     def q_value(self) -> float:
         return self.p if self.q is None else self.q
+
+    def position_mask(self, prompts: PromptBatch) -> torch.Tensor:
+        """The positions of each prompt whose target activations count (``target_positions``
+        as a slice of the prompt's tokens)."""
+        try:
+            return prompts.positions(*self.target_positions)
+        except ValueError as error:
+            raise ActspaceError(f"steering.melbo.{error}") from None
 
 
 @dataclass(frozen=True)
@@ -166,12 +175,13 @@ def batch_of(adapter: ModelAdapter, docs: Sequence[Sequence[int]]) -> PromptBatc
 def objective_fn(adapter: ModelAdapter, prompts: PromptBatch, cfg: MelboSettings):
     """thetas -> MELBO objective per vector, against the unsteered target activations."""
     source, target = cfg.blocks(adapter.n_layers)
+    positions = cfg.position_mask(prompts)
     with torch.no_grad():
         unsteered = steered_target(adapter, prompts, None, source, target)
 
     def objective(thetas: torch.Tensor) -> torch.Tensor:
         steered = steered_target(adapter, prompts, thetas, source, target)
-        return melbo_objective(steered - unsteered, prompts.mask, cfg.p, cfg.q_value, cfg.norm)
+        return melbo_objective(steered - unsteered, positions, cfg.p, cfg.q_value, cfg.norm)
 
     return objective
 
@@ -245,6 +255,7 @@ def melbo_job(
         kind="melbo",
         run=run,
         settings=settings,
+        target_positions=list(cfg.target_positions),
         prompts=texts,
         max_abs_cosine=max_abs_cosine(result.vectors),
     )
@@ -393,14 +404,16 @@ def ortho_job(
     adapter = frozen_model(model_dir, device)
     docs, _ = read_prompts(corpus_store)
     prompts = batch_of(adapter, docs)
+    # the MELBO run's target positions (stores written before the setting: every position)
+    positions = prompts.positions(*melbo.attrs.get("target_positions", [None, None]))
     with torch.no_grad():
         base_mean = masked_mean(
-            steered_target(adapter, prompts, theta0[None], source, target), prompts.mask
+            steered_target(adapter, prompts, theta0[None], source, target), positions
         )[0]
 
     def loss_fn(thetas: torch.Tensor) -> torch.Tensor:
         acts = steered_target(adapter, prompts, thetas, source, target)
-        return ortho_loss(masked_mean(acts, prompts.mask), base_mean)
+        return ortho_loss(masked_mean(acts, positions), base_mean)
 
     inputs = [corpus_store, melbo_store] + ([cfg.base_file] if cfg.base_file else [])
     checkpoint = resumable(out, adapter, settings, *inputs)
@@ -440,6 +453,7 @@ def ortho_job(
         kind="melbo-ortho",
         run=melbo.attrs["run"],
         settings=settings,
+        target_positions=list(melbo.attrs.get("target_positions", [None, None])),
         base_index=cfg.base,
         base_source=(
             f"{cfg.base_file}:{cfg.base_set}" if cfg.base_file else "this run's MELBO vectors"

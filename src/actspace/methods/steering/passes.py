@@ -24,7 +24,7 @@ from actspace.models import ModelAdapter, resid_post
 CONVENTION = (
     "0-based block indices; theta is added to blocks.{source}.hook_resid_post (HF "
     "hidden_states[source + 1]) at every position; the target is blocks.{target}.hook_resid_post "
-    "(HF hidden_states[target + 1])"
+    "(HF hidden_states[target + 1]) at the positions target_positions of each prompt"
 )
 
 
@@ -49,6 +49,21 @@ class PromptBatch:
 
     def __len__(self) -> int:
         return self.ids.shape[0]
+
+    def positions(self, start: int | None, stop: int | None) -> torch.Tensor:
+        """(P, T) mask of the positions ``[start:stop]`` of each prompt's own tokens (Python
+        slice semantics: ``start = 1`` drops the first token, ``start = -3`` keeps the last
+        three), like the reference code's ``target_token_idxs``."""
+        mask = torch.zeros_like(self.mask)
+        for i, length in enumerate(self.mask.sum(1).tolist()):
+            chosen = list(range(length))[slice(start, stop)]
+            if not chosen:
+                raise ValueError(
+                    f"target positions [{start}:{stop}] select no token of prompt {i} "
+                    f"({length} tokens)"
+                )
+            mask[i, chosen] = 1
+        return mask
 
 
 def add_vectors(thetas: torch.Tensor, group: int):

@@ -31,6 +31,16 @@ NOTES = [
 ]
 
 
+def positions_label(positions: Sequence[int | None] | None) -> str:
+    """How a store's ``target_positions`` reads in a setting ('' for every position)."""
+    start, stop = positions if positions is not None else (None, None)
+    if start is None and stop is None:
+        return ""
+    if start == 1 and stop is None:
+        return " (first token excluded)"
+    return f" (positions [{'' if start is None else start}:{'' if stop is None else stop}])"
+
+
 def set_diversity(generations: str | os.PathLike) -> dict[str, dict[str, float]]:
     """:func:`~actspace.methods.steering.math.diversity` of the MELBO and the random set's
     greedy completions in a run's generations."""
@@ -67,7 +77,8 @@ def steering_summary(
         s = a["settings"]
         setting = (
             f"run {a['run']}, {len(a['prompts'] or [])} prompts, blocks {a['source_block']} -> "
-            f"{a['target_block']}, R = {s['radius']}, p = {s['p']}, {s['steps']} steps"
+            f"{a['target_block']}{positions_label(a.get('target_positions'))}, R = {s['radius']}, "
+            f"p = {s['p']}, {s['steps']} steps"
         )
         n = melbo["objective"].shape[0]
         div = set_diversity(gen_path)
