@@ -302,6 +302,7 @@ def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
     melbo = open_store(run / "melbo.zarr", ["vectors", "objective_history", "random_vectors"])
     assert melbo["vectors"].shape == (3, 32) and melbo["objective_history"].shape == (3, 4)
     assert (melbo.attrs["source_block"], melbo.attrs["target_block"]) == (0, 1)
+    assert melbo.attrs["target_positions"] == [1, None]  # the schema's default: no first token
     assert np.allclose(np.linalg.norm(melbo["vectors"][:], axis=1), 1.0, atol=1e-5)
     vectors = open_store(run / "vectors.zarr", ["vectors", "kl_i_to_0", "control_kl_0_to_i"])
     assert vectors["vectors"].shape == (5, 32) and vectors["kl_i_to_0"].shape == (5,)

@@ -38,6 +38,8 @@ def positions_label(positions: Sequence[int | None] | None) -> str:
         return ""
     if start == 1 and stop is None:
         return " (first token excluded)"
+    if start is not None and start < 0 and stop is None:
+        return f" (last {-start} tokens)"
     return f" (positions [{'' if start is None else start}:{'' if stop is None else stop}])"
 
 
