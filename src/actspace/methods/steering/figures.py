@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from actspace.methods.steering.math import moving_average
+from actspace.methods.steering.summary import positions_label
 from actspace.plotting import finish, plt, save_figure
 from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
@@ -26,7 +27,10 @@ def _smooth(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _title(attrs) -> str:
-    return f"run {attrs['run']}, blocks {attrs['source_block']} -> {attrs['target_block']}"
+    return (
+        f"run {attrs['run']}, blocks {attrs['source_block']} -> {attrs['target_block']}"
+        f"{positions_label(attrs.get('target_positions'))}"
+    )
 
 
 def kl_figure(ortho, out: str | os.PathLike) -> None:
@@ -120,6 +124,8 @@ def melbo_figure(melbo, sweep_csv: str | os.PathLike, out: str | os.PathLike) ->
     axes[1].plot(radii, [r["distinct_learned"] for r in sweep], "o-", label="learned")
     axes[1].plot(radii, [r["distinct_random"] for r in sweep], "s--", label="random")
     axes[1].set_xscale("log")
+    axes[1].set_xticks(radii, [f"{r:g}" for r in radii])  # the grid's radii, not 2 x 10^0
+    axes[1].minorticks_off()
     axes[1].set(
         xlabel="R",
         ylabel=f"distinct greedy completions (of {sweep[0]['n_vectors'] if sweep else 0})",
