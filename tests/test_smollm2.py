@@ -173,7 +173,9 @@ def test_steering_on_smollm2(ci_profile_run):
     melbo = open_store(run / "melbo.zarr", ["vectors", "objective", "random_objective"])
     vectors = melbo["vectors"][:]
     assert vectors.shape == (4, 576) and melbo.attrs["target_block"] == 21
-    assert np.allclose(np.linalg.norm(vectors, axis=1), 8.0, atol=1e-4)
+    radius = melbo.attrs["settings"]["radius"]
+    assert np.allclose(np.linalg.norm(vectors, axis=1), radius, atol=1e-4)
+    assert melbo.attrs["target_positions"] == [-3, None]  # ci.yaml: the last 3 tokens
     assert melbo.attrs["max_abs_cosine"] < 1e-6
     assert melbo["objective"][:].min() > melbo["random_objective"][:].max()
     ortho = open_store(run / "vectors.zarr", ["vectors", "kept", "kl_i_to_0"])
