@@ -21,7 +21,8 @@ NORM_RATIO = 2  # median norm over theta_0's taken as "about 20 against 7"
 
 NOTES = [
     "Blocks are 0-based; theta is added to the output of the source block at every position "
-    "and the objective reads the output of the target block.",
+    "and the objective reads the output of the target block at the run's target positions "
+    "(in parentheses: every position when none are named).",
     "Distinct completions: per prompt, the number of different greedy completions among the "
     "run's MELBO vectors and among as many random orthogonal vectors of norm R (mean over prompts).",
     "KL: at each prompt's last position between the next-token distributions steered by "
