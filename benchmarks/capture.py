@@ -7,8 +7,13 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
 - transformers ``output_hidden_states=True``, every layer's real rows gathered to CPU numpy;
 - nnsight (``pip install -e ".[bench]"``) saving the embeddings and every block's output,
   gathered the same way;
+- the floor of any capture that stores float32 on this machine: the bare forward pass plus
+  writing the same bytes (``n_layers + 1`` slices of the batch's rows x d_model, fresh files,
+  plain ``os.write`` from one reused buffer, no hook, copy, codec or Zarr) in a background
+  thread, one write in flight, as the capture job overlaps its writes;
 - the capture job's own path (:func:`actspace.methods.capture.job.capture_residuals`:
-  forward, hooks, device copy, conversion, Zarr write), its measured loop.
+  forward, hooks, device copy, conversion, Zarr write), its measured loop; "vs floor" sets
+  every row against the bare pass plus raw write.
 
 The bare pass is also set against the machine's matmul limit: forward FLOPs per token
 (2 x the non-embedding parameters, plus attention) x tokens/s over a measured float32 GEMM
@@ -25,11 +30,13 @@ Writes results/benchmarks/capture.json.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -74,29 +81,72 @@ def real_rows(layers: list[torch.Tensor], lengths: list[int]) -> np.ndarray:
     return rows.to("cpu", torch.float32).numpy()
 
 
+class RawWriter:
+    """Writes ``n_slices`` x rows x d values of ``dtype`` per batch as one fresh file per slice with
+    plain ``os.write`` from one reused buffer, in a background thread (one write in flight):
+    the bytes a capture stores, at the least cost this process can write them."""
+
+    def __init__(self, folder: Path, n_slices: int, max_rows: int, d: int, dtype: str):
+        self.folder, self.n_files = folder, 0
+        values = np.random.default_rng(0).random((n_slices, max_rows, d), dtype=np.float32)
+        self.buffer = values.astype(dtype)
+        self.worker = ThreadPoolExecutor(max_workers=1)
+        self.in_flight: Future | None = None
+
+    def write(self, rows: int) -> None:
+        if self.in_flight is not None:
+            self.in_flight.result()
+        self.in_flight = self.worker.submit(self._write, rows, self.n_files)
+        self.n_files += len(self.buffer)
+
+    def close(self) -> None:
+        if self.in_flight is not None:
+            self.in_flight.result()
+        self.worker.shutdown(wait=True)
+
+    def _write(self, rows: int, first: int) -> None:
+        for slot, values in enumerate(self.buffer[:, :rows]):
+            fd = os.open(self.folder / f"{first + slot}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+            try:
+                os.write(fd, memoryview(values).cast("B"))
+            finally:
+                os.close(fd)
+
+
 @torch.inference_mode()
-def run_peer(adapter, documents, offsets, batch_tokens, pad_id, kind: str) -> float:
-    """Tokens/s of one pass over the corpus with a peer's way of getting activations."""
+def run_peer(
+    adapter, documents, offsets, batch_tokens, pad_id, kind: str, folder=None, dtype="float32"
+) -> float:
+    """Tokens/s of one pass over the corpus with a peer's way of getting activations
+    (``bare_write`` writes ``dtype`` values in files under ``folder``)."""
     model = adapter.base_model
-    traced = None
+    traced, writer = None, None
     if kind == "nnsight":
         from nnsight import NNsight
 
         traced = NNsight(model)
+    if kind == "bare_write":
+        folder.mkdir(parents=True)
+        n_slices = adapter.n_layers + 1
+        writer = RawWriter(folder, n_slices, batch_tokens, adapter.d_model, dtype)
     n_tokens, started = 0, time.perf_counter()
     for batch in batches(offsets, batch_tokens):
         docs = [documents[i] for i in batch]
         lengths = [len(doc) for doc in docs]
         ids, mask = right_pad(docs, pad_id)
         ids, mask = ids.to(adapter.device), mask.to(adapter.device)
-        if kind == "bare":
+        if kind in ("bare", "bare_write"):
             model(input_ids=ids, attention_mask=mask)
+        if kind == "bare_write":
+            writer.write(sum(lengths))
         elif kind == "hidden_states":
             out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             real_rows(list(out.hidden_states), lengths)
         elif kind == "nnsight":
             real_rows(_nnsight_layers(traced, adapter.n_layers, ids, mask), lengths)
         n_tokens += sum(lengths)
+    if writer is not None:
+        writer.close()
     return n_tokens / (time.perf_counter() - started)
 
 
@@ -164,7 +214,8 @@ def main() -> None:
             write_corpus(corpus, max(1, args.tokens // length), length, adapter.vocab_size)
             tokens, offsets = read_corpus(corpus)
             documents = documents_of(tokens, offsets)
-            rates = {kind: 0.0 for kind in ("bare", "hidden_states", "nnsight", "capture")}
+            kinds = ("bare", "hidden_states", "nnsight", "bare_write", "capture")
+            rates = {kind: 0.0 for kind in kinds}
             run_peer(adapter, documents, offsets, args.batch_tokens, pad_id, "bare")  # warm-up
             for repeat in range(args.repeats):
                 for kind in rates:
@@ -172,8 +223,16 @@ def main() -> None:
                         out = Path(tmp) / f"capture-{length}-{repeat}.zarr"
                         rate = capture_residuals(adapter, corpus, out, settings)["tokens_per_s"]
                     else:
+                        folder = Path(tmp) / f"{kind}-{length}-{repeat}"
                         rate = run_peer(
-                            adapter, documents, offsets, args.batch_tokens, pad_id, kind
+                            adapter,
+                            documents,
+                            offsets,
+                            args.batch_tokens,
+                            pad_id,
+                            kind,
+                            folder,
+                            "uint16" if args.dtype == "bfloat16" else args.dtype,
                         )
                     rates[kind] = max(rates[kind], rate)
             flops = forward_flops_per_token(adapter, length)
@@ -184,6 +243,7 @@ def main() -> None:
                         "path": kind,
                         "tokens_per_s": rate,
                         "vs_bare": rate / rates["bare"],
+                        "vs_bare_write": rate / rates["bare_write"],
                         "of_gemm_peak": flops * rate / peak if kind == "bare" else None,
                     }
                 )
@@ -198,12 +258,13 @@ def main() -> None:
             three = peak_rss_of_capture(args, corpus, "resid,attn_out,mlp_out")
             memory["1x, 3 sites (resid, attn_out, mlp_out)"] = three
     print(f"GEMM peak {peak / 1e9:.1f} GFLOP/s (float32, 1024^3)")
-    print(f"{'length':>6} {'path':<14} {'tokens/s':>9} {'vs bare':>8} {'of peak':>8}")
+    header = f"{'length':>6} {'path':<14} {'tokens/s':>9} {'vs bare':>8} {'vs floor':>9}"
+    print(f"{header} {'of peak':>8}")
     for row in table:
         of_peak = f"{row['of_gemm_peak']:.2f}" if row["of_gemm_peak"] is not None else ""
         print(
             f"{row['length']:>6} {row['path']:<14} {row['tokens_per_s']:>9.0f} "
-            f"{row['vs_bare']:>8.2f} {of_peak:>8}"
+            f"{row['vs_bare']:>8.2f} {row['vs_bare_write']:>9.2f} {of_peak:>8}"
         )
     for label, mb in memory.items():
         print(f"peak RSS of a capture, {label}: {mb:.0f} MB")
