@@ -405,7 +405,8 @@ def ortho_job(
     docs, _ = read_prompts(corpus_store)
     prompts = batch_of(adapter, docs)
     # the MELBO run's target positions (stores written before the setting: every position)
-    positions = prompts.positions(*melbo.attrs.get("target_positions", [None, None]))
+    target_positions = list(melbo.attrs.get("target_positions", [None, None]))
+    positions = prompts.positions(*target_positions)
     with torch.no_grad():
         base_mean = masked_mean(
             steered_target(adapter, prompts, theta0[None], source, target), positions
@@ -453,7 +454,7 @@ def ortho_job(
         kind="melbo-ortho",
         run=melbo.attrs["run"],
         settings=settings,
-        target_positions=list(melbo.attrs.get("target_positions", [None, None])),
+        target_positions=target_positions,
         base_index=cfg.base,
         base_source=(
             f"{cfg.base_file}:{cfg.base_set}" if cfg.base_file else "this run's MELBO vectors"
