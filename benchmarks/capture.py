@@ -7,7 +7,7 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
 - transformers ``output_hidden_states=True``, every layer's real rows gathered to CPU numpy;
 - nnsight (``pip install -e ".[bench]"``) saving the embeddings and every block's output,
   gathered the same way;
-- the floor of any capture that stores float32 on this machine: the bare forward pass plus
+- the floor of any capture storing ``--dtype`` on this machine: the bare forward pass plus
   writing the same bytes (``n_layers + 1`` slices of the batch's rows x d_model, fresh files,
   plain ``os.write`` from one reused buffer, no hook, copy, codec or Zarr) in a background
   thread, one write in flight, as the capture job overlaps its writes;
@@ -82,9 +82,9 @@ def real_rows(layers: list[torch.Tensor], lengths: list[int]) -> np.ndarray:
 
 
 class RawWriter:
-    """Writes ``n_slices`` x rows x d values of ``dtype`` per batch as one fresh file per slice with
-    plain ``os.write`` from one reused buffer, in a background thread (one write in flight):
-    the bytes a capture stores, at the least cost this process can write them."""
+    """Writes ``n_slices`` x rows x d values of ``dtype`` per batch, one fresh file per slice,
+    with plain ``os.write`` from one reused buffer in a background thread (one write in
+    flight): the bytes a capture stores, at the least cost this process can write them."""
 
     def __init__(self, folder: Path, n_slices: int, max_rows: int, d: int, dtype: str):
         self.folder, self.n_files = folder, 0
@@ -135,9 +135,10 @@ def run_peer(
         lengths = [len(doc) for doc in docs]
         ids, mask = right_pad(docs, pad_id)
         ids, mask = ids.to(adapter.device), mask.to(adapter.device)
-        if kind in ("bare", "bare_write"):
+        if kind == "bare":
             model(input_ids=ids, attention_mask=mask)
-        if kind == "bare_write":
+        elif kind == "bare_write":
+            model(input_ids=ids, attention_mask=mask)
             writer.write(sum(lengths))
         elif kind == "hidden_states":
             out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
