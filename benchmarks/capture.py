@@ -9,8 +9,8 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
   gathered the same way;
 - the floor of any capture storing ``--dtype`` on this machine: the bare forward pass plus
   writing the same bytes (``n_layers + 1`` slices of the batch's rows x d_model, fresh files,
-  plain ``os.write`` from one reused buffer, no hook, copy, codec or Zarr) in a background
-  thread, one write in flight, as the capture job overlaps its writes;
+  plain ``os.write`` from one reused buffer, no hook, copy, codec or Zarr) through the
+  capture's own :class:`ChunkWriter` (background thread, one write in flight);
 - the capture job's own path (:func:`actspace.methods.capture.job.capture_residuals`:
   forward, hooks, device copy, conversion, Zarr write), its measured loop; "vs floor" sets
   every row against the bare pass plus raw write.
@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +44,8 @@ import torch
 from actspace.data.batching import batches, right_pad
 from actspace.data.corpora import documents_of, read_corpus
 from actspace.data.generation import pad_token_id
-from actspace.methods.capture.job import CaptureSettings, capture_residuals
+from actspace.methods.capture.job import STORAGE_DTYPES, CaptureSettings, capture_residuals
+from actspace.methods.capture.record import ChunkWriter
 from actspace.models import load_model
 from actspace.store import atomic_store, provenance
 from machine import arguments, smollm2, write_record
@@ -81,44 +81,30 @@ def real_rows(layers: list[torch.Tensor], lengths: list[int]) -> np.ndarray:
     return rows.to("cpu", torch.float32).numpy()
 
 
-class RawWriter:
-    """Writes ``n_slices`` x rows x d values of ``dtype`` per batch, one fresh file per slice,
-    with plain ``os.write`` from one reused buffer in a background thread (one write in
-    flight): the bytes a capture stores, at the least cost this process can write them."""
+class RawFiles:
+    """A stand-in for the capture's Zarr array under :class:`ChunkWriter`: each assignment
+    ``files[start:stop, slot] = values`` becomes one fresh file written with plain
+    ``os.write`` (no codec, no Zarr), so the floor overlaps its writes exactly as the job does."""
 
-    def __init__(self, folder: Path, n_slices: int, max_rows: int, d: int, dtype: str):
+    def __init__(self, folder: Path):
         self.folder, self.n_files = folder, 0
-        values = np.random.default_rng(0).random((n_slices, max_rows, d), dtype=np.float32)
-        self.buffer = values.astype(dtype)
-        self.worker = ThreadPoolExecutor(max_workers=1)
-        self.in_flight: Future | None = None
 
-    def write(self, rows: int) -> None:
-        if self.in_flight is not None:
-            self.in_flight.result()
-        self.in_flight = self.worker.submit(self._write, rows, self.n_files)
-        self.n_files += len(self.buffer)
-
-    def close(self) -> None:
-        if self.in_flight is not None:
-            self.in_flight.result()
-        self.worker.shutdown(wait=True)
-
-    def _write(self, rows: int, first: int) -> None:
-        for slot, values in enumerate(self.buffer[:, :rows]):
-            fd = os.open(self.folder / f"{first + slot}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-            try:
-                os.write(fd, memoryview(values).cast("B"))
-            finally:
-                os.close(fd)
+    def __setitem__(self, _where, values: np.ndarray) -> None:
+        fd = os.open(self.folder / str(self.n_files), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            os.write(fd, memoryview(np.ascontiguousarray(values)).cast("B"))
+        finally:
+            os.close(fd)
+        self.n_files += 1
 
 
 @torch.inference_mode()
 def run_peer(
-    adapter, documents, offsets, batch_tokens, pad_id, kind: str, folder=None, dtype="float32"
+    adapter, documents, offsets, batch_tokens, pad_id, kind: str, folder=None, sink=None
 ) -> float:
     """Tokens/s of one pass over the corpus with a peer's way of getting activations
-    (``bare_write`` writes ``dtype`` values in files under ``folder``)."""
+    (``bare_write`` writes values of ``sink`` = (stored dtype, chunk rows) in files under
+    ``folder``)."""
     model = adapter.base_model
     traced, writer = None, None
     if kind == "nnsight":
@@ -127,8 +113,10 @@ def run_peer(
         traced = NNsight(model)
     if kind == "bare_write":
         folder.mkdir(parents=True)
-        n_slices = adapter.n_layers + 1
-        writer = RawWriter(folder, n_slices, batch_tokens, adapter.d_model, dtype)
+        dtype, chunk_rows = sink
+        writer = ChunkWriter(RawFiles(folder), chunk_rows)
+        # one reused block of the stored dtype: what is written does not change its cost
+        block = np.zeros((adapter.n_layers + 1, batch_tokens, adapter.d_model), dtype=dtype)
     n_tokens, started = 0, time.perf_counter()
     for batch in batches(offsets, batch_tokens):
         docs = [documents[i] for i in batch]
@@ -139,7 +127,7 @@ def run_peer(
             model(input_ids=ids, attention_mask=mask)
         elif kind == "bare_write":
             model(input_ids=ids, attention_mask=mask)
-            writer.write(sum(lengths))
+            writer.append(block[:, : sum(lengths)])
         elif kind == "hidden_states":
             out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
             real_rows(list(out.hidden_states), lengths)
@@ -233,7 +221,7 @@ def main() -> None:
                             pad_id,
                             kind,
                             folder,
-                            "uint16" if args.dtype == "bfloat16" else args.dtype,
+                            (STORAGE_DTYPES[args.dtype][1], args.chunk_tokens),
                         )
                     rates[kind] = max(rates[kind], rate)
             flops = forward_flops_per_token(adapter, length)
