@@ -320,9 +320,10 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def tiny_workflow(tmp_path_factory, tiny_llama_dir) -> Path:
     """A finished run of the whole DAG on the tiny model; returns its working directory."""
     workdir = tmp_path_factory.mktemp("tiny-workflow")
-    # `all` and the architecture search, a named target outside it
+    # `all` and the named targets outside it: the architecture search, the whole complement
     config = tiny_workflow_config(tiny_llama_dir)
-    result = run_workflow(workdir, config, "--rerun-incomplete", "all", "toy_searches")
+    targets = ("all", "toy_searches", "steering_complement")
+    result = run_workflow(workdir, config, "--rerun-incomplete", *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 

@@ -3,6 +3,7 @@ agreement with a plain transcription of the reference loop (tiny random models).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -329,6 +330,33 @@ def test_combinations_and_moving_average():
     assert torch.allclose(out["sum"][1], vectors[:4].sum(0))
     series = torch.arange(10, dtype=torch.float64)
     assert torch.allclose(moving_average(series, 4), torch.arange(1.5, 8.0, dtype=torch.float64))
+
+
+def test_low_kl_prefix_against_a_loop_over_windows():
+    from actspace.methods.steering.summary import low_kl_prefix
+
+    rng = np.random.default_rng(0)
+    control = rng.uniform(0.05, 0.15, 300)
+    kl = np.concatenate([rng.uniform(0.0, 0.04, 120), rng.uniform(0.1, 0.3, 180)])
+    width = 50
+    first = next(
+        j
+        for j in range(len(kl) - width + 1)
+        if kl[j : j + width].mean() >= control[j : j + width].mean()
+    )
+    assert low_kl_prefix(kl, control, width) == first + width // 2
+    assert 100 < low_kl_prefix(kl, control, width) < 140  # the jump at 120
+    assert low_kl_prefix(kl[:100], control[:100], width) == 100  # never crosses
+    assert low_kl_prefix(kl[:10], control[:10] - 1, width) == 5  # window narrowed to 10
+
+
+def test_the_complement_searches_every_direction_with_the_runs_settings():
+    from actspace.methods.steering.complement import complement_settings
+
+    ortho = {"n_max": 32, "steps": 200, "seed": 0, "combination_ns": [1, 2]}
+    settings = complement_settings(ortho, 576, [1, 100])
+    assert settings == {"n_max": 575, "steps": 200, "seed": 0, "combination_ns": [1, 100]}
+    assert ortho["n_max"] == 32  # the run's own settings untouched
 
 
 def test_last_logprobs_and_generation_use_the_vector(tiny, prompts):

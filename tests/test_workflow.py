@@ -333,6 +333,28 @@ def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
     assert any("distinct greedy" in row["quantity"] for row in summary["rows"])
 
 
+def test_the_whole_complement_of_the_tiny_run(tiny_workflow):
+    """steering_complement searches all d_model - 1 directions; its first full blocks are the
+    default search's vectors (same theta_0, seed and blocks) and its summary counts what the
+    store holds."""
+    run = tiny_workflow / "results/steering/tiny/tiny-run"
+    complement = open_store(run / "complement.zarr", ["vectors", "kept", "kl_i_to_0"])
+    vectors = open_store(run / "vectors.zarr", ["vectors"])["vectors"][:]
+    found = complement["vectors"][:]
+    assert found.shape == (31, 32)  # d_model - 1: the norms never collapse in 4 steps
+    assert complement.attrs["max_abs_cosine"] < 1e-6
+    np.testing.assert_array_equal(found[:4], vectors[:4])  # blocks of 2: the first two agree
+    summary = json.loads((run / "complement.json").read_text())
+    kept = complement["kept"][:]
+    below = complement["kl_i_to_0"][:] < complement["control_kl_i_to_0"][:]
+    assert summary["searched"] == 31 and summary["complement"] == 31
+    assert summary["non_zero"] == int(kept.sum())
+    assert summary["below_control"] == int((below & kept).sum())
+    assert 0 <= summary["low_kl_prefix"] <= summary["non_zero"]
+    for figure in ("complement_kl", "complement_norms", "complement_combinations"):
+        assert (run / f"figures/{figure}.png").stat().st_size > 5_000
+
+
 def test_regions_outputs_of_the_tiny_run(tiny_workflow):
     from actspace.methods.regions.read import read_regions
 

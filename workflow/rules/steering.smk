@@ -181,3 +181,73 @@ rule steering:
         steering_runs.per_run(config, rules.export_steering_vectors.output[0]),
         rules.steering_summary.output,
     localrule: True
+
+
+rule learn_complement_vectors:
+    input:
+        model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
+        melbo=rules.learn_melbo.output[0],
+        base_file=lambda w: steering_runs.base_file(config, w.run),
+    output:
+        directory("results/steering/{model}/{run}/complement.zarr"),
+    log:
+        "results/logs/learn_complement_vectors/{model}/{run}.log",
+    conda:
+        ENV
+    threads: THREADS
+    resources:
+        mem_mb=model_mem_mb,
+        gpu=GPUS,
+    params:
+        settings=lambda w: steering_runs.run_settings(config, w.run, "ortho"),
+        complement=lambda w: steering_runs.run_settings(config, w.run, "complement"),
+        device=DEVICE,
+        code=code_hash("actspace.methods.steering.complement"),
+    script:
+        "../scripts/learn_complement_vectors.py"
+
+
+rule steering_complement_report:
+    input:
+        vectors=rules.learn_complement_vectors.output[0],
+        published=PUBLISHED,
+    output:
+        summary="results/steering/{model}/{run}/complement.json",
+        kl=figure(
+            "results/steering/{model}/{run}/figures/complement_kl.png", "steering/complement_kl"
+        ),
+        norms=figure(
+            "results/steering/{model}/{run}/figures/complement_norms.png",
+            "steering/complement_norms",
+        ),
+        combinations=figure(
+            "results/steering/{model}/{run}/figures/complement_combinations.png",
+            "steering/complement_combinations",
+        ),
+        pdf=pdf_of(
+            "results/steering/{model}/{run}/figures",
+            "complement_kl",
+            "complement_norms",
+            "complement_combinations",
+        ),
+    log:
+        "results/logs/steering_complement_report/{model}/{run}.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        gpu=0,
+    params:
+        code=code_hash("actspace.methods.steering.summary", "actspace.methods.steering.figures"),
+    script:
+        "../scripts/steering_complement_report.py"
+
+
+# MELBO-ortho over all d_model - 1 directions (hours on a CPU): a named target, outside `all`
+rule steering_complement:
+    input:
+        steering_runs.per_run(config, list(rules.steering_complement_report.output)),
+    localrule: True

@@ -1,6 +1,7 @@
 """Figures of a steering run: MELBO-ortho's KL and norms against the index (with the random
 control and a 50-wide moving average, as the reference's plots), the combinations against n,
-and MELBO's objective curves with the radius sweep."""
+and MELBO's objective curves with the radius sweep; the same plots for the whole orthogonal
+complement (:func:`complement_figures`)."""
 
 from __future__ import annotations
 
@@ -144,10 +145,18 @@ def steering_figures(
     published: str | os.PathLike,
 ) -> None:
     melbo = open_store(melbo_store, ["objective_history", "random_objective"])
+    ortho_figures(ortho_store, outputs, published)
+    melbo_figure(melbo, sweep_csv, outputs["melbo"])
+
+
+def ortho_figures(
+    ortho_store: str, outputs: Mapping[str, str], published: str | os.PathLike
+) -> None:
+    """KL, norms and combinations of a MELBO-ortho store: the run's ``vectors.zarr``, or the
+    whole orthogonal complement's ``complement.zarr`` (named target ``steering_complement``)."""
     ortho = open_store(ortho_store, ["norms", "kept", "kl_i_to_0", "combination_ns"])
     kl_figure(ortho, outputs["kl"])
     norms_figure(
         ortho, outputs["norms"], published_values("steering", published)["ortho_norm"].mark
     )
     combinations_figure(ortho, outputs["combinations"])
-    melbo_figure(melbo, sweep_csv, outputs["melbo"])

@@ -1,5 +1,5 @@
 """``config.steering`` as the workflow needs it: the runs, each run's settings per part
-(melbo, ortho, sweep, generate) and the section's checks (no torch: the workflow imports
+(melbo, ortho, sweep, generate, complement) and the section's checks (no torch: the workflow imports
 this when it is parsed)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 from actspace.config import check_names, fill, per_target
 from actspace.errors import ActspaceError
 
-PARTS = ("melbo", "ortho", "sweep", "generate")
+PARTS = ("melbo", "ortho", "sweep", "generate", "complement")
 
 
 def runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
