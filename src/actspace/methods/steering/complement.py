@@ -11,7 +11,7 @@ and resumes from its checkpoint after every block when killed (a run of hours).
 Store ``results/steering/{model}/{run}/complement.zarr``: the arrays of ``vectors.zarr``
 (:mod:`actspace.methods.steering.job`); its summary and figures:
 :func:`actspace.methods.steering.summary.complement_summary`,
-:func:`actspace.methods.steering.figures.complement_figures`.
+:func:`actspace.methods.steering.figures.ortho_figures`.
 """
 
 from __future__ import annotations

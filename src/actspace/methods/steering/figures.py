@@ -1,7 +1,7 @@
 """Figures of a steering run: MELBO-ortho's KL and norms against the index (with the random
 control and a 50-wide moving average, as the reference's plots), the combinations against n,
 and MELBO's objective curves with the radius sweep; the same plots for the whole orthogonal
-complement (:func:`complement_figures`)."""
+complement (:func:`ortho_figures`)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ import numpy as np
 import torch
 
 from actspace.methods.steering.math import moving_average
-from actspace.methods.steering.summary import positions_label
+from actspace.methods.steering.summary import WINDOW, positions_label
 from actspace.plotting import finish, plt, save_figure
 from actspace.reporting.rows import published_values
 from actspace.store import open_store, read_csv
-
-WINDOW = 50  # the reference's moving-average width
 
 
 def _smooth(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """``config.steering`` as the workflow needs it: the runs, each run's settings per part
-(melbo, ortho, sweep, generate, complement) and the section's checks (no torch: the workflow imports
-this when it is parsed)."""
+(melbo, ortho, sweep, generate, complement) and the section's checks (no torch: the
+workflow imports this when it is parsed)."""
 
 from __future__ import annotations
 
