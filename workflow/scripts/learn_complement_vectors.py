@@ -5,11 +5,11 @@ from actspace.methods.steering.complement import complement_job
 
 with job(snakemake):
     complement_job(
-        snakemake.input.model,
-        snakemake.input.corpus,
-        snakemake.input.melbo,
-        snakemake.output[0],
-        snakemake.params.device,
-        snakemake.params.settings,
-        snakemake.params.complement["combination_ns"],
+        model_dir=snakemake.input.model,
+        corpus_store=snakemake.input.corpus,
+        melbo_store=snakemake.input.melbo,
+        out=snakemake.output[0],
+        device=snakemake.params.device,
+        settings=snakemake.params.settings,
+        combination_ns=snakemake.params.complement["combination_ns"],
     )
