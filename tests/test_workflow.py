@@ -351,6 +351,7 @@ def test_the_whole_complement_of_the_tiny_run(tiny_workflow):
     assert summary["non_zero"] == int(kept.sum())
     assert summary["below_control"] == int((below & kept).sum())
     assert 0 <= summary["low_kl_prefix"] <= summary["non_zero"]
+    assert "1558" in summary["published"]["ortho_below_control"]["value"]  # published.yaml's
     for figure in ("complement_kl", "complement_norms", "complement_combinations"):
         assert (run / f"figures/{figure}.png").stat().st_size > 5_000
 
