@@ -10,8 +10,6 @@ from typing import Any
 from actspace.config import check_names, fill, per_target
 from actspace.errors import ActspaceError
 
-PARTS = ("melbo", "ortho", "sweep", "generate", "complement")
-
 
 def runs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(config.get("steering", {}).get("runs", {}))
