@@ -373,6 +373,39 @@ def test_last_logprobs_and_generation_use_the_vector(tiny, prompts):
     assert sampled == generate_steered(tiny, PROMPTS[0], theta[:1], 0, 6, sample_seed=3)
 
 
+def test_unsteered_kl_against_a_plain_forward_hook(tiny, prompts):
+    """The unsteered prompts' KL to theta_0 equals one computed with a forward hook on the
+    decoder layer (not the adapter's hook points) and torch's kl_div; zero for theta_0 = 0."""
+    from actspace.methods.steering.baseline import unsteered_kl
+
+    theta0 = 3 * torch.randn(tiny.d_model, dtype=torch.float64)
+    forward, backward = unsteered_kl(tiny, prompts, theta0, 1)
+
+    def add(_module, _args, output):
+        if isinstance(output, tuple):
+            return (output[0] + theta0, *output[1:])
+        return output + theta0
+
+    def last_logp():
+        logits = tiny.model(prompts.ids, attention_mask=prompts.mask).logits
+        return torch.log_softmax(logits[torch.arange(len(PROMPTS)), prompts.last], -1)
+
+    plain = last_logp()
+    handle = tiny.model.model.layers[1].register_forward_hook(add)
+    try:
+        steered = last_logp()
+    finally:
+        handle.remove()
+    for k in range(len(PROMPTS)):
+        expected = torch.nn.functional.kl_div(steered[k], plain[k].exp(), reduction="sum")
+        assert torch.isclose(forward[k].double(), expected, rtol=1e-4)
+        expected = torch.nn.functional.kl_div(plain[k], steered[k].exp(), reduction="sum")
+        assert torch.isclose(backward[k].double(), expected, rtol=1e-4)
+    assert (forward > 1e-4).all()
+    zero = unsteered_kl(tiny, prompts, torch.zeros_like(theta0), 1)
+    assert torch.allclose(torch.stack(zero), torch.zeros(2, len(PROMPTS)), atol=1e-7)
+
+
 def test_a_base_vector_file_is_read_and_checked(tmp_path):
     from safetensors.torch import save_file
 

@@ -216,6 +216,7 @@ def test_changing_a_steering_part_reruns_only_its_jobs(workdir, tiny_llama_dir):
         planned
         == {
             "learn_orthogonal_vectors": 1,
+            "steering_unsteered_kl": 1,
             "steering_generations": 1,
             "export_steering_vectors": 1,
             "steering_figures": 1,
@@ -307,6 +308,11 @@ def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
     vectors = open_store(run / "vectors.zarr", ["vectors", "kl_i_to_0", "control_kl_0_to_i"])
     assert vectors["vectors"].shape == (5, 32) and vectors["kl_i_to_0"].shape == (5,)
     assert vectors.attrs["max_abs_cosine"] < 1e-6
+    unsteered = open_store(run / "unsteered_kl.zarr", ["kl_i_to_0", "kl_0_to_i"])
+    assert unsteered["kl_i_to_0"].shape == (2,)  # one per prompt of tiny-requests
+    assert (unsteered["kl_i_to_0"][:] > 0).all() and (unsteered["kl_0_to_i"][:] > 0).all()
+    base_norm = np.linalg.norm(open_store(run / "vectors.zarr")["base_vector"][:])
+    assert np.isclose(unsteered.attrs["base_norm"], base_norm)  # theta_0 of the ortho run
     for figure in ("kl", "norms", "combinations", "melbo"):
         assert (run / f"figures/{figure}.png").stat().st_size > 0
     sweep = (run / "radius_sweep.csv").read_text().splitlines()
@@ -351,6 +357,10 @@ def test_the_whole_complement_of_the_tiny_run(tiny_workflow):
     assert summary["non_zero"] == int(kept.sum())
     assert summary["below_control"] == int((below & kept).sum())
     assert 0 <= summary["low_kl_prefix"] <= summary["non_zero"]
+    level = open_store(run / "unsteered_kl.zarr", ["kl_i_to_0"])["kl_i_to_0"][:].mean()
+    assert np.isclose(summary["unsteered_kl"], level)
+    assert summary["below_unsteered"] == int((complement["kl_i_to_0"][:][kept] < level).sum())
+    assert 0 <= summary["unsteered_prefix"] <= summary["non_zero"]
     assert "1558" in summary["published"]["ortho_below_control"]["value"]  # published.yaml's
     for figure in ("complement_kl", "complement_norms", "complement_combinations"):
         assert (run / f"figures/{figure}.png").stat().st_size > 5_000

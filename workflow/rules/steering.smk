@@ -77,6 +77,29 @@ rule learn_orthogonal_vectors:
         "../scripts/learn_orthogonal_vectors.py"
 
 
+rule steering_unsteered_kl:
+    input:
+        model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
+        vectors=rules.learn_orthogonal_vectors.output[0],
+    output:
+        directory("results/steering/{model}/{run}/unsteered_kl.zarr"),
+    log:
+        "results/logs/steering_unsteered_kl/{model}/{run}.log",
+    conda:
+        ENV
+    threads: THREADS
+    resources:
+        mem_mb=model_mem_mb,
+        gpu=GPUS,
+    params:
+        device=DEVICE,
+        code=code_hash("actspace.methods.steering.baseline"),
+    script:
+        "../scripts/steering_unsteered_kl.py"
+
+
 rule steering_generations:
     input:
         model=rules.materialise_model.output[0],
@@ -127,6 +150,7 @@ rule steering_figures:
     input:
         melbo=rules.learn_melbo.output[0],
         vectors=rules.learn_orthogonal_vectors.output[0],
+        unsteered=rules.steering_unsteered_kl.output[0],
         sweep=rules.steering_radius_sweep.output[0],
         published=PUBLISHED,
     output:
@@ -155,6 +179,7 @@ rule steering_summary:
     input:
         melbo=steering_runs.per_run(config, rules.learn_melbo.output[0]),
         vectors=steering_runs.per_run(config, rules.learn_orthogonal_vectors.output[0]),
+        unsteered=steering_runs.per_run(config, rules.steering_unsteered_kl.output[0]),
         generations=steering_runs.per_run(config, rules.steering_generations.output.jsonl),
         sweeps=steering_runs.per_run(config, rules.steering_radius_sweep.output[0]),
         published=PUBLISHED,
@@ -212,6 +237,7 @@ rule learn_complement_vectors:
 rule steering_complement_report:
     input:
         vectors=rules.learn_complement_vectors.output[0],
+        unsteered=rules.steering_unsteered_kl.output[0],
         published=PUBLISHED,
     output:
         summary="results/steering/{model}/{run}/complement.json",

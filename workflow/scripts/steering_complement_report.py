@@ -6,6 +6,13 @@ from actspace.methods.steering.figures import ortho_figures
 from actspace.methods.steering.summary import complement_summary
 
 with job(snakemake):
-    complement_summary(snakemake.input.vectors, snakemake.output.summary, snakemake.input.published)
+    complement_summary(
+        snakemake.input.vectors,
+        snakemake.input.unsteered,
+        snakemake.output.summary,
+        snakemake.input.published,
+    )
     figures = {k: v for k, v in figure_outputs(snakemake).items() if k != "summary"}
-    ortho_figures(snakemake.input.vectors, figures, snakemake.input.published)
+    ortho_figures(
+        snakemake.input.vectors, snakemake.input.unsteered, figures, snakemake.input.published
+    )

@@ -7,6 +7,7 @@ with job(snakemake):
     steering_figures(
         snakemake.input.melbo,
         snakemake.input.vectors,
+        snakemake.input.unsteered,
         snakemake.input.sweep,
         figure_outputs(snakemake),
         snakemake.input.published,

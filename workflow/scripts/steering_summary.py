@@ -8,6 +8,7 @@ with job(snakemake):
     summary = steering_summary(
         list(snakemake.input.melbo),
         list(snakemake.input.vectors),
+        list(snakemake.input.unsteered),
         list(snakemake.input.generations),
         list(snakemake.input.sweeps),
         snakemake.input.published,

@@ -32,7 +32,9 @@ def _title(attrs) -> str:
     )
 
 
-def kl_figure(ortho, out: str | os.PathLike) -> None:
+def kl_figure(ortho, unsteered, out: str | os.PathLike) -> None:
+    """Both KL directions against the index; ``unsteered`` (a ``steering_unsteered_kl``
+    store) draws the unsteered prompts' KL to theta_0, the level of no steering at all."""
     kept = ortho["kept"][:]
     index = np.arange(1, len(kept) + 1)[kept]
     fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharex=True)
@@ -50,6 +52,8 @@ def kl_figure(ortho, out: str | os.PathLike) -> None:
             ax.plot(index, rescaled, ".", color="C1", ms=3, alpha=0.6, label="theta_i at |theta_0|")
             ax.plot(index, learned, ".", color="C0", ms=3, alpha=0.6, label="theta_i")
             ax.plot(index[0] + x - 1, _smooth(learned)[1], color="C0", label="moving average")
+        level = float(unsteered[key][:].mean())
+        ax.axhline(level, color="black", ls=":", lw=1, label=f"unsteered prompts ({level:.3g})")
         ax.set(
             xlabel="orthogonal vector i", ylabel="KL at the last prompt token (nats)", title=name
         )
@@ -138,22 +142,27 @@ def melbo_figure(melbo, sweep_csv: str | os.PathLike, out: str | os.PathLike) ->
 def steering_figures(
     melbo_store: str,
     ortho_store: str,
+    unsteered_store: str,
     sweep_csv: str,
     outputs: Mapping[str, str],
     published: str | os.PathLike,
 ) -> None:
     melbo = open_store(melbo_store, ["objective_history", "random_objective"])
-    ortho_figures(ortho_store, outputs, published)
+    ortho_figures(ortho_store, unsteered_store, outputs, published)
     melbo_figure(melbo, sweep_csv, outputs["melbo"])
 
 
 def ortho_figures(
-    ortho_store: str, outputs: Mapping[str, str], published: str | os.PathLike
+    ortho_store: str,
+    unsteered_store: str,
+    outputs: Mapping[str, str],
+    published: str | os.PathLike,
 ) -> None:
     """KL, norms and combinations of a MELBO-ortho store: the run's ``vectors.zarr``, or the
     whole orthogonal complement's ``complement.zarr`` (named target ``steering_complement``)."""
     ortho = open_store(ortho_store, ["norms", "kept", "kl_i_to_0", "combination_ns"])
-    kl_figure(ortho, outputs["kl"])
+    unsteered = open_store(unsteered_store, ["kl_i_to_0", "kl_0_to_i"])
+    kl_figure(ortho, unsteered, outputs["kl"])
     norms_figure(
         ortho, outputs["norms"], published_values("steering", published)["ortho_norm"].mark
     )

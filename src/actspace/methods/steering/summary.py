@@ -32,6 +32,10 @@ NOTES = [
     "theta_i and by theta_0, KL(P_i || P_0) (the reference code's), mean over prompts; below "
     "control = below the KL of a random vector orthogonal to theta_0..theta_{i-1} with "
     "theta_i's norm.",
+    "Closer than the unsteered prompts: KL(P_i || P_0) below KL(P_unsteered || P_0) (mean over "
+    "prompts): closer to theta_0's distribution than no steering at all; when theta_0 moves "
+    "the distribution little, a vector of small norm beats its small random control without "
+    "carrying theta_0's effect, and this count tells the two apart.",
 ]
 
 
@@ -67,14 +71,15 @@ def set_diversity(generations: str | os.PathLike) -> dict[str, dict[str, float]]
 def steering_summary(
     melbo_stores: Sequence[str],
     ortho_stores: Sequence[str],
+    unsteered_stores: Sequence[str],
     generations: Sequence[str],
     sweeps: Sequence[str],
     published: str | os.PathLike,
 ) -> dict[str, Any]:
     ref = published_values("steering", published)
     rows = []
-    for melbo_path, ortho_path, gen_path, sweep_path in zip(
-        melbo_stores, ortho_stores, generations, sweeps, strict=True
+    for melbo_path, ortho_path, unsteered_path, gen_path, sweep_path in zip(
+        melbo_stores, ortho_stores, unsteered_stores, generations, sweeps, strict=True
     ):
         melbo = open_store(melbo_path, ["objective", "random_objective"])
         ortho = open_store(ortho_path, ["norms", "kept", "kl_i_to_0", "control_kl_i_to_0"])
@@ -91,6 +96,8 @@ def steering_summary(
         learned, random = melbo["objective"][:], melbo["random_objective"][:]
         kept = ortho["kept"][:]
         norms = ortho["norms"][:][kept]
+        unsteered = unsteered_level(unsteered_path)
+        below_unsteered = int((ortho["kl_i_to_0"][:][kept] < unsteered).sum())
         ortho_setting = (
             f"run {a['run']}, theta_0 = MELBO vector {o['base_index']} (norm "
             f"{o['base_norm']:.2f}), {o['settings']['steps']} Adam steps per vector, "
@@ -156,6 +163,12 @@ def steering_summary(
                 ),
             ),
             row(
+                "orthogonal vectors closer to theta_0's distribution than the unsteered prompts",
+                f"{below_unsteered} of {o['n_kept']} kept (unsteered: {unsteered:.3g} nats)",
+                model,
+                ortho_setting,
+            ),
+            row(
                 "norm of the kept orthogonal vectors, median (first 10)",
                 (
                     f"{np.median(norms):.2f} ({np.median(norms[:10]):.2f})"
@@ -206,18 +219,30 @@ def low_kl_prefix(kl: np.ndarray, control: np.ndarray, width: int = WINDOW) -> i
     return len(kl) if len(crossed) == 0 else int(crossed[0]) + width // 2
 
 
+def unsteered_level(store_path: str | os.PathLike) -> float:
+    """KL(P_unsteered || P_0), mean over prompts, of a ``steering_unsteered_kl`` store
+    (:mod:`actspace.methods.steering.baseline`)."""
+    return float(open_store(store_path, ["kl_i_to_0"])["kl_i_to_0"][:].mean())
+
+
 def complement_summary(
-    store_path: str | os.PathLike, out: str | os.PathLike, published: str | os.PathLike
+    store_path: str | os.PathLike,
+    unsteered_path: str | os.PathLike,
+    out: str | os.PathLike,
+    published: str | os.PathLike,
 ) -> dict[str, Any]:
     """A complement store's counts beside the published ones (``published``'s MELBO-ortho
     entries: 1558 non-zero of 2047, low KL for about the first 700, norms about 20 against
-    theta_0's 7), written as JSON to ``out``. Indices count the kept (non-zero) vectors in
-    order of discovery."""
+    theta_0's 7), written as JSON to ``out``: against the random controls, and against the
+    unsteered prompts' KL to theta_0 (``unsteered_path``). Indices count the kept (non-zero)
+    vectors in order of discovery."""
     store = open_store(store_path, ["kept", "norms", "kl_i_to_0", "control_kl_i_to_0"])
     kept, attrs = store["kept"][:], store.attrs
     norms = store["norms"][:][kept]
     kl, control = store["kl_i_to_0"][:][kept], store["control_kl_i_to_0"][:][kept]
     prefix = low_kl_prefix(kl, control) if len(kl) else 0
+    unsteered = unsteered_level(unsteered_path)
+    unsteered_prefix = low_kl_prefix(kl, np.full_like(kl, unsteered)) if len(kl) else 0
     complement = int(attrs["d_model"]) - 1
     summary = {
         "store": str(store_path),
@@ -233,6 +258,13 @@ def complement_summary(
         "below_control": int((kl < control).sum()),
         "low_kl_prefix": prefix,
         "low_kl_prefix_median_norm": float(np.median(norms[:prefix])) if prefix else None,
+        "unsteered_kl": unsteered,
+        "below_unsteered": int((kl < unsteered).sum()),
+        "below_half_unsteered": int((kl < unsteered / 2).sum()),
+        "unsteered_prefix": unsteered_prefix,
+        "unsteered_prefix_median_norm": (
+            float(np.median(norms[:unsteered_prefix])) if unsteered_prefix else None
+        ),
         "max_abs_cosine": float(attrs["max_abs_cosine"]),
         "published": {
             key: {"value": ref.value, "study": ref.study, "setting": ref.setting}
