@@ -1,6 +1,6 @@
-"""The workflow profiles (workflow/profiles/): each parses and plans the default run; under
-the SLURM executor every job carries the threads, memory and GPU its rule declares (a dry
-run: no cluster needed)."""
+"""The workflow profiles (workflow/profiles/): each parses and plans the default run and the
+named targets outside it; under the SLURM executor every job carries the threads, memory and
+GPU its rule declares (a dry run: no cluster needed)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,23 @@ PROFILES = REPO / "workflow" / "profiles"
 CONFIG = str(REPO / "config" / "config.yaml")
 
 
+# the default run and the named targets the README documents outside it
+TARGETS = ("all", "toy_searches", "steering_complement")
+
+
 def _plan(workdir, profile: str) -> dict[str, dict[str, str]]:
-    """Every planned job of a dry run of the default config under ``profile``: its rule,
-    threads and resources, keyed by the job's first output (or its rule for a target)."""
+    """Every planned job of a dry run of the default config's :data:`TARGETS` under
+    ``profile``: its rule, threads and resources, keyed by the job's first output (or its rule
+    for a target)."""
     result = run_workflow(
-        workdir, None, "--configfile", CONFIG, "--profile", str(PROFILES / profile), "--dry-run"
+        workdir,
+        None,
+        "--configfile",
+        CONFIG,
+        "--profile",
+        str(PROFILES / profile),
+        "--dry-run",
+        *TARGETS,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = {}
