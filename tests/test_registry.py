@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from actspace.config import check_references
+from actspace.config import check_references, order_like
 from actspace.errors import ActspaceError
 from actspace.registry import METHODS, enabled_methods
 from conftest import REPO, SCHEMA, TINY_TOYS, with_defaults
@@ -146,3 +146,26 @@ def test_a_schema_error_is_one_line_naming_where(change, message):
     with pytest.raises(ActspaceError, match=re.escape(message)) as err:
         check_schema(config, SCHEMA_PATH)
     assert "\n" not in str(err.value)
+
+
+def test_settings_take_the_default_configs_key_order():
+    """A user's file merged over the defaults, keys reordered and a default restated, comes
+    out in the default's order (Snakemake compares params by repr); extra keys and list
+    items keep their own order after it."""
+    reference = {"a": 1, "b": {"x": 1, "y": 2}, "c": [{"p": 1, "q": 2}]}
+    config = {
+        "c": [{"q": 2, "p": 1}, {"s": 1, "r": 2}],
+        "new": {"z": 1, "w": 2},
+        "b": {"y": 2, "x": 1},
+        "a": 1,
+    }
+    order_like(config, reference)
+    assert list(config) == ["a", "b", "c", "new"]
+    assert list(config["b"]) == ["x", "y"] and list(config["new"]) == ["z", "w"]
+    assert [list(item) for item in config["c"]] == [["p", "q"], ["s", "r"]]
+    assert config == {
+        "a": 1,
+        "b": {"x": 1, "y": 2},
+        "c": [{"p": 1, "q": 2}, {"s": 1, "r": 2}],
+        "new": {"z": 1, "w": 2},
+    }

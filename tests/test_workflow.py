@@ -8,6 +8,7 @@ import json
 import shutil
 
 import numpy as np
+import yaml
 
 from actspace.store import open_store
 from conftest import (
@@ -70,6 +71,20 @@ def test_second_run_does_nothing(workdir, tiny_llama_dir):
     result = run_workflow(workdir, tiny_workflow_config(tiny_llama_dir), "--dry-run")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_restating_a_default_in_a_users_config_reruns_nothing(workdir, tiny_llama_dir):
+    """Snakemake's merge puts a user file's keys first; restating a default value changes no
+    job's settings (:func:`actspace.config.order_like`)."""
+    config = tiny_workflow_config(tiny_llama_dir)
+    defaults = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config["steering"]["ortho"]["lr"] = defaults["steering"]["ortho"]["lr"]
+    config["steering"]["ortho"]["seed"] = defaults["steering"]["ortho"]["seed"]
+    result = run_workflow(workdir, config, "--dry-run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Nothing to be done" in result.stdout + result.stderr
+    config["steering"]["ortho"]["lr"] = 0.02  # a changed value still reruns its jobs
+    assert "learn_orthogonal_vectors" in jobs_planned(run_workflow(workdir, config, "--dry-run"))
 
 
 def test_changing_an_analysis_setting_reruns_that_analysis_only(workdir, tiny_llama_dir):

@@ -46,6 +46,27 @@ def check_schema(config: Mapping[str, Any], schema_path: str | os.PathLike) -> N
     raise ActspaceError(message)
 
 
+def order_like(config: Any, reference: Any) -> None:
+    """Reorder, in place, every mapping of ``config`` to the key order of the same mapping in
+    ``reference`` (keys it lacks keep their order, after its keys); list items follow the
+    reference's item at the same index.
+
+    Snakemake compares a job's params by their ``repr``, so the order of a settings mapping
+    counts: a user's file layered over ``config/config.yaml`` comes back from Snakemake's merge
+    with the overriding keys first, and a default restated there, or a file written with
+    sorted keys, would rerun jobs whose settings did not change. With the default config as
+    ``reference`` only a changed value reruns anything."""
+    if isinstance(config, dict) and isinstance(reference, Mapping):
+        keys = [k for k in reference if k in config] + [k for k in config if k not in reference]
+        items = [(k, config.pop(k)) for k in keys]
+        for key, value in items:
+            config[key] = value
+            order_like(value, reference.get(key))
+    elif isinstance(config, list) and isinstance(reference, list):
+        for item, ref in zip(config, reference):
+            order_like(item, ref)
+
+
 def fill(pattern: str, **wildcards: str) -> str:
     """``pattern`` with its ``{name}`` wildcards replaced (Snakemake's expand for one value)."""
     for name, value in wildcards.items():

@@ -1,9 +1,10 @@
 # Config validation, input functions and shared settings of the actspace rules.
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
-from actspace.config import check_references, check_schema, models_in_use
+from actspace.config import check_references, check_schema, models_in_use, order_like
 from actspace.provenance import code_hash
 from actspace.registry import METHODS, enabled_methods
 
@@ -11,6 +12,11 @@ from actspace.registry import METHODS, enabled_methods
 check_schema(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
 validate(config, schema="../schemas/config.schema.yaml")
 check_references(config)
+# settings in the default config's key order: a restated default or a reordered file in a
+# user's config changes no job's params (only a changed value reruns anything)
+DEFAULT_CONFIG = yaml.safe_load((Path(workflow.basedir) / "config" / "config.yaml").read_text())
+validate(DEFAULT_CONFIG, schema="../schemas/config.schema.yaml")
+order_like(config, DEFAULT_CONFIG)
 
 ENV = "../../environment.yml"
 DEVICE = config["device"]
