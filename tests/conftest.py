@@ -41,6 +41,9 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+# `all` and the named targets the README documents outside it: the architecture search, the
+# whole orthogonal complement
+EVERY_TARGET = ("all", "toy_searches", "steering_complement")
 WORDS = "the cat sat on a mat dog ran to red blue green big small one two three".split()
 
 
@@ -320,10 +323,8 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
 def tiny_workflow(tmp_path_factory, tiny_llama_dir) -> Path:
     """A finished run of the whole DAG on the tiny model; returns its working directory."""
     workdir = tmp_path_factory.mktemp("tiny-workflow")
-    # `all` and the named targets outside it: the architecture search, the whole complement
     config = tiny_workflow_config(tiny_llama_dir)
-    targets = ("all", "toy_searches", "steering_complement")
-    result = run_workflow(workdir, config, "--rerun-incomplete", *targets)
+    result = run_workflow(workdir, config, "--rerun-incomplete", *EVERY_TARGET)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
 

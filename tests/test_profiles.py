@@ -9,18 +9,14 @@ import re
 import pytest
 import yaml
 
-from conftest import REPO, run_workflow
+from conftest import EVERY_TARGET, REPO, run_workflow
 
 PROFILES = REPO / "workflow" / "profiles"
 CONFIG = str(REPO / "config" / "config.yaml")
 
 
-# the default run and the named targets the README documents outside it
-TARGETS = ("all", "toy_searches", "steering_complement")
-
-
 def _plan(workdir, profile: str) -> dict[str, dict[str, str]]:
-    """Every planned job of a dry run of the default config's :data:`TARGETS` under
+    """Every planned job of a dry run of the default config's ``EVERY_TARGET`` under
     ``profile``: its rule, threads and resources, keyed by the job's first output (or its rule
     for a target)."""
     result = run_workflow(
@@ -31,7 +27,7 @@ def _plan(workdir, profile: str) -> dict[str, dict[str, str]]:
         "--profile",
         str(PROFILES / profile),
         "--dry-run",
-        *TARGETS,
+        *EVERY_TARGET,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = {}

@@ -326,7 +326,7 @@ def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
     unsteered = open_store(run / "unsteered_kl.zarr", ["kl_i_to_0", "kl_0_to_i"])
     assert unsteered["kl_i_to_0"].shape == (2,)  # one per prompt of tiny-requests
     assert (unsteered["kl_i_to_0"][:] > 0).all() and (unsteered["kl_0_to_i"][:] > 0).all()
-    base_norm = np.linalg.norm(open_store(run / "vectors.zarr")["base_vector"][:])
+    base_norm = np.linalg.norm(vectors["base_vector"][:])
     assert np.isclose(unsteered.attrs["base_norm"], base_norm)  # theta_0 of the ortho run
     for figure in ("kl", "norms", "combinations", "melbo"):
         assert (run / f"figures/{figure}.png").stat().st_size > 0
