@@ -20,6 +20,11 @@ reads every chunk of a store, checking each one's crc32c checksum and that none 
 
 copies a finished run's summary to docs/summary-of-results.json and regenerates the README's
 "Summary of results" tables from it (``--check``: only say whether they are in step).
+
+    actspace compare results/summary.json
+
+lists the rows of a run's summary that differ from the README's snapshot (another verdict, a
+value outside ``--rtol``, a row only one has; timings left out); exit 1 when any does.
 """
 
 from __future__ import annotations
@@ -60,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     readme.add_argument("--snapshot", default="docs/summary-of-results.json")
     readme.add_argument("--readme", default="README.md")
     readme.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
+    compare = commands.add_parser(
+        "compare", help="a run's summary against the README's snapshot, row by row"
+    )
+    compare.add_argument("summary", help="a run's results/summary.json")
+    compare.add_argument("--snapshot", default="docs/summary-of-results.json")
+    compare.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance")
     args = parser.parse_args(argv)
     try:
         if args.command == "verify":
@@ -78,6 +89,15 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
             return 0 if in_step else 1
+        if args.command == "compare":
+            from actspace.reporting.compare import changes_report, compare_summaries
+            from actspace.reporting.readme import read_summary
+
+            changes, compared = compare_summaries(
+                read_summary(args.snapshot), read_summary(args.summary), args.rtol
+            )
+            print(changes_report(changes, compared, args.rtol))
+            return 1 if changes else 0
         if args.command == "steer":
             from actspace.methods.steering.command import steer_text
 
