@@ -3,7 +3,9 @@ clear message naming the problem, leaves every earlier result untouched, and a k
 repeated run ends with the same stores (the README's "Faults and bad inputs" table)."""
 
 import json
+import os
 import shutil
+import signal
 
 import zarr
 
@@ -107,15 +109,21 @@ def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_d
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(m.exists() and any(m.iterdir()) for m in marks):
         time.sleep(0.2)
-    assert first.poll() is None, "the first run ended before the second could start"
-    # Snakemake sees the first run's outputs as incomplete (or, between two of its jobs,
-    # meets its lock) and stops; told to rerun incomplete outputs (as the profiles do), it
-    # meets the first run's lock and stops
-    second = run_workflow(tmp_path, config, "--keep-going", "weights_svd")
-    assert second.returncode != 0
-    assert "Incomplete files" in second.stderr or "cannot be locked" in second.stderr
-    second = run_workflow(tmp_path, config, "--rerun-incomplete", "weights_svd")
-    assert second.returncode != 0 and "cannot be locked" in second.stderr
+    # freeze the first run (its session: Snakemake and its jobs) while the second one tries,
+    # so a fast machine cannot finish it in between (it did: a flaky failure)
+    os.killpg(first.pid, signal.SIGSTOP)
+    try:
+        assert first.poll() is None, "the first run ended before the second could start"
+        # Snakemake sees the first run's outputs as incomplete (or, between two of its jobs,
+        # meets its lock) and stops; told to rerun incomplete outputs (as the profiles do),
+        # it meets the first run's lock and stops
+        second = run_workflow(tmp_path, config, "--keep-going", "weights_svd")
+        assert second.returncode != 0
+        assert "Incomplete files" in second.stderr or "cannot be locked" in second.stderr
+        second = run_workflow(tmp_path, config, "--rerun-incomplete", "weights_svd")
+        assert second.returncode != 0 and "cannot be locked" in second.stderr
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     assert first.wait(timeout=900) == 0
 
 
