@@ -157,8 +157,6 @@ def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
     """SIGKILL to a running toy-training job: snakemake reports it failed and keeps nothing
     partial as complete; the next run reruns exactly that job, which resumes from its saved
     state, and no temporary folder is left behind."""
-    import os
-    import signal
     import subprocess
     import time
 
@@ -171,12 +169,16 @@ def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
     while not state.exists() and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.2)
     assert state.exists(), "no training state was saved before the deadline"
-    jobs = subprocess.run(
-        ["pgrep", "-s", str(first.pid), "-f", "train_toy.py"], capture_output=True, text=True
-    ).stdout.split()
-    assert jobs, "the training job's process was not found"
-    for pid in jobs:
-        os.kill(int(pid), signal.SIGKILL)
+    os.killpg(first.pid, signal.SIGSTOP)  # nothing finishes while we look for the job
+    try:
+        jobs = subprocess.run(
+            ["pgrep", "-s", str(first.pid), "-f", "train_toy.py"], capture_output=True, text=True
+        ).stdout.split()
+        assert jobs, "the training job's process was not found"
+        for pid in jobs:
+            os.kill(int(pid), signal.SIGKILL)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
     assert first.wait(timeout=120) != 0
     toys = tmp_path / "results/toys/tiny-copy"
     assert not (toys / "metrics.csv").exists() and not (toys / "model").exists()
