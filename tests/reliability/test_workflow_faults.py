@@ -10,6 +10,7 @@ import signal
 import zarr
 
 from conftest import (
+    frozen,
     jobs_planned,
     run_workflow,
     snapshot,
@@ -109,10 +110,9 @@ def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_d
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not all(m.exists() and any(m.iterdir()) for m in marks):
         time.sleep(0.2)
-    # freeze the first run (its session: Snakemake and its jobs) while the second one tries,
-    # so a fast machine cannot finish it in between (it did: a flaky failure)
-    os.killpg(first.pid, signal.SIGSTOP)
-    try:
+    # the first run frozen while the second one tries (a fast machine once finished it in
+    # between: a flaky failure)
+    with frozen(first):
         assert first.poll() is None, "the first run ended before the second could start"
         # Snakemake sees the first run's outputs as incomplete (or, between two of its jobs,
         # meets its lock) and stops; told to rerun incomplete outputs (as the profiles do),
@@ -122,8 +122,6 @@ def test_a_second_run_on_the_same_results_refuses_cleanly(tmp_path, tiny_llama_d
         assert "Incomplete files" in second.stderr or "cannot be locked" in second.stderr
         second = run_workflow(tmp_path, config, "--rerun-incomplete", "weights_svd")
         assert second.returncode != 0 and "cannot be locked" in second.stderr
-    finally:
-        os.killpg(first.pid, signal.SIGCONT)
     assert first.wait(timeout=900) == 0
 
 
@@ -169,16 +167,13 @@ def test_a_job_killed_mid_run_is_rerun_and_resumes(tmp_path, tiny_llama_dir):
     while not state.exists() and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.2)
     assert state.exists(), "no training state was saved before the deadline"
-    os.killpg(first.pid, signal.SIGSTOP)  # nothing finishes while we look for the job
-    try:
+    with frozen(first):  # nothing finishes while we look for the job
         jobs = subprocess.run(
             ["pgrep", "-s", str(first.pid), "-f", "train_toy.py"], capture_output=True, text=True
         ).stdout.split()
         assert jobs, "the training job's process was not found"
         for pid in jobs:
             os.kill(int(pid), signal.SIGKILL)
-    finally:
-        os.killpg(first.pid, signal.SIGCONT)
     assert first.wait(timeout=120) != 0
     toys = tmp_path / "results/toys/tiny-copy"
     assert not (toys / "metrics.csv").exists() and not (toys / "model").exists()
