@@ -72,9 +72,7 @@ def test_the_page_shows_verdicts_and_none_published(tmp_path):
 
 def _summary(*rows_by_method):
     """A combined summary of (method, rows) pairs, as results/summary.json holds."""
-    return {
-        "methods": [{"method": m, "title": m, "rows": list(rows)} for m, rows in rows_by_method]
-    }
+    return combined([method_summary(m, m, list(rows)) for m, rows in rows_by_method])
 
 
 def _row(quantity, value, verdict="not comparable", unit="", setting="s"):
