@@ -62,23 +62,18 @@ def _partition_rows(path: str | os.PathLike, ref: dict) -> list[dict[str, Any]]:
         large = not toy
         rows += [
             row(
-                "mean pairwise MI, trained R",
-                attrs["mean_mi_trained"],
+                f"mean pairwise MI, {label}",
+                attrs[key],
                 model,
                 setting,
                 "nats",
-                ref["mean_mi_trained"] if large else None,
-                range_verdict(attrs["mean_mi_trained"], ref["mean_mi_trained"], "GPT-2 small"),
-            ),
-            row(
-                "mean pairwise MI, random rotation",
-                attrs["mean_mi_random"],
-                model,
-                setting,
-                "nats",
-                ref["mean_mi_random"] if large else None,
-                range_verdict(attrs["mean_mi_random"], ref["mean_mi_random"], "GPT-2 small"),
-            ),
+                ref[key] if large else None,
+                range_verdict(attrs[key], ref[key], "GPT-2 small"),
+            )
+            for key, label in (
+                ("mean_mi_trained", "trained R"),
+                ("mean_mi_random", "random rotation"),
+            )
         ]
     return rows
 
