@@ -12,7 +12,11 @@ import torch
 from actspace.methods.partition import math as pm
 from actspace.methods.partition.circuits import block_circuit, edge_matrix, mean_mlp_jacobian
 from actspace.methods.partition.probes import token_labels, variance_share
-from actspace.methods.partition.summary import induction_signature, known_circuit_split
+from actspace.methods.partition.summary import (
+    induction_signature,
+    known_circuit_split,
+    unit_diagnosis,
+)
 from actspace.methods.partition.train import (
     PartitionSettings,
     better_rotation,
@@ -51,6 +55,44 @@ def test_rotation_stays_orthogonal_and_the_loss_falls():
     R = result.R.double()
     assert torch.allclose(R.T @ R, torch.eye(8, dtype=torch.float64), atol=1e-5)
     assert np.mean(result.losses[-20:]) < np.mean(result.losses[:20])
+
+
+def test_the_units_are_the_rotation_the_first_merge_round_started_from():
+    """A run stopped at its first merge round (stop at the number of units) ends on the R
+    that round starts from; the same run going on to merge keeps exactly that R as its
+    units (the probes' ``units`` basis), and one that never merges keeps its final R."""
+    data = torch.randn(600, 8, generator=torch.Generator().manual_seed(2))
+    data[:, 4:] += data[:, :4] ** 2  # dependent halves: units merge
+    schedule = dict(unit_size=2, max_steps=200, merge_start=40, merge_interval=20, merge_thr=0.0)
+    search = dict(key_pool=64, batch_size=32, mi_queries=64, mi_keys=128, lr=0.01)
+    first_round = train_partition(data, settings(4, **schedule, **search), False)
+    merged = train_partition(data, settings(2, **schedule, **search), False)
+    assert first_round.steps == 40 and first_round.sizes == [2] * 4 and not first_round.merges
+    assert merged.merges and merged.sizes != [2] * 4
+    assert torch.equal(merged.units_R, first_round.R) and merged.unit_sizes == [2] * 4
+    assert torch.equal(first_round.units_R, first_round.R)
+    R = merged.units_R.double()
+    assert torch.allclose(R.T @ R, torch.eye(8, dtype=torch.float64), atol=1e-5)
+
+
+def test_unit_diagnosis_compares_the_merge_mi_within_and_across_dominant_variables():
+    shares = [(0.9, 0.05, 0.05), (0.1, 0.8, 0.1), (0.7, 0.2, 0.1), (0.1, 0.1, 0.8)]
+    table = [
+        {"basis": "units", "subspace": i, "size": 2}
+        | {f"{name}_share": v for name, v in zip(("current_token", "previous_token"), row)}
+        | {"position_share": row[2]}
+        for i, row in enumerate(shares)
+    ] + [{"basis": "trained", "subspace": 0, "size": 8, "current_token_share": 0.5}]
+    nmi = np.arange(16, dtype=float).reshape(4, 4) / 100
+    nmi = nmi + nmi.T
+    found = unit_diagnosis(table, nmi)
+    assert found["dominant"] == ["current_token", "previous_token", "current_token", "position"]
+    assert found["share"] == [0.9, 0.8, 0.7, 0.8]
+    assert found["same"] == [nmi[0][2]]  # units 0 and 2: both the current token
+    assert sorted(found["other"]) == sorted(
+        nmi[i][j] for i, j in [(0, 1), (0, 3), (1, 2), (1, 3), (2, 3)]
+    )
+    assert "same" not in unit_diagnosis(table, nmi[:3, :3])  # a matrix of other units
 
 
 @pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])

@@ -296,11 +296,18 @@ def test_partition_outputs_of_the_tiny_run(tiny_workflow):
         np.testing.assert_allclose(R.T @ R, np.eye(16), atol=1e-5)
         assert sizes.sum() == 16 and store.attrs["layer"] == int(name[1])
         assert store["mi_trained"].shape == (len(sizes), len(sizes)) and len(sizes) >= 2
+        units = open_store(folder / f"{name}.zarr", ["units_R", "unit_sizes"])
+        np.testing.assert_allclose(
+            units["units_R"][:].T @ units["units_R"][:], np.eye(16), atol=1e-5
+        )
+        assert units["unit_sizes"][:].sum() == 16
     probes = (folder / "probes_L1.stop2.csv").read_text().splitlines()
     assert probes[0] == (
         "basis,subspace,size,current_token_share,previous_token_share,position_share,"
         "current_token,previous_token"
     )
+    n_units = len(open_store(folder / "L1.stop2.zarr")["unit_sizes"][:])
+    assert sum(line.startswith("units,") for line in probes) == n_units
     circuit = open_store(folder / "circuit_B1.stop2.zarr", ["ov", "qk", "skip"])
     n_in = open_store(folder / "L1.stop2.zarr")["sizes"].shape[0]
     n_out = open_store(folder / "L2.stop2.zarr")["sizes"].shape[0]

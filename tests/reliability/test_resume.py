@@ -61,6 +61,7 @@ def test_a_killed_partition_resumes_across_a_merge(tmp_path):
     assert torch.equal(again.R, whole.R)
     assert again.sizes == whole.sizes and again.losses == whole.losses
     assert again.merges == whole.merges and again.stopped == whole.stopped
+    assert torch.equal(again.units_R, whole.units_R) and again.unit_sizes == [2] * 4
 
 
 def test_a_killed_partition_resumes_inside_the_reinit_phase(tmp_path):

@@ -130,6 +130,8 @@ def partition_job(
         group.create_array("R", data=result.R.numpy())
         group.create_array("random_R", data=random_R.numpy())
         group.create_array("sizes", data=np.asarray(result.sizes, dtype=np.int64))
+        group.create_array("units_R", data=result.units_R.numpy())
+        group.create_array("unit_sizes", data=np.asarray(result.unit_sizes, dtype=np.int64))
         group.create_array("loss", data=np.asarray(result.losses, dtype=np.float32))
         group.create_array("mi_trained", data=mi_trained.numpy())
         group.create_array("mi_random", data=mi_random.numpy())

@@ -24,18 +24,21 @@ def probe_job(
 ) -> None:
     """Variance shares (the ``n_tokens`` token variables: current, previous, two back; and
     the position) and probe accuracies (the token variables) of every subspace of a
-    partition and of a random rotation with the same sizes, on the first copy of each
-    document (through its first ``sep`` token; every position when ``sep`` is None), as a
-    CSV table."""
+    partition, of a random rotation with the same sizes and of the units the first merge
+    round started from (basis ``units``), on the first copy of each document (through its
+    first ``sep`` token; every position when ``sep`` is None), as a CSV table."""
     R, sizes, attrs = read_partition(partition)
-    random_R = torch.from_numpy(open_store(partition, ["random_R"])["random_R"][:])
+    group = open_store(partition, ["random_R", "units_R", "unit_sizes"])
+    random_R = torch.from_numpy(group["random_R"][:])
+    units_R, unit_sizes = torch.from_numpy(group["units_R"][:]), group["unit_sizes"][:].tolist()
     store = open_store(activations, ["resid", "tokens", "doc_offsets"])
     tokens, offsets = store["tokens"][:], store["doc_offsets"][:]
     site = site_activations(store, attrs["layer"])
     rows, labels = token_labels(tokens, offsets, sep, n_tokens)
     test = document_split(offsets, rows, test_share, seed)
     table = []
-    for basis, rotation in (("trained", R), ("random", random_R)):
-        for row in subspace_probes(site[rows], rotation, sizes, labels, test):
+    bases = (("trained", R, sizes), ("random", random_R, sizes), ("units", units_R, unit_sizes))
+    for basis, rotation, basis_sizes in bases:
+        for row in subspace_probes(site[rows], rotation, basis_sizes, labels, test):
             table.append({"basis": basis, **row})
     write_csv(out, table, float_format=".4f")

@@ -29,6 +29,10 @@ NOTES = [
     f"subspace per variable, each with at least {FAR:g}x any other subspace's share of its "
     f"variable and {MARGIN} more than the random subspace of the same size; judged when the "
     "partition stops at that many subspaces.",
+    "Units before the first merge (judged sites): the R the first merge round started from "
+    "(probe rows of basis 'units'); each unit's dominant variable (largest variance share) "
+    "and the round's normalised MI between units of the same and of different dominant "
+    "variables. Merging by MI can rebuild the variables only if the first exceeds the second.",
 ]
 
 
@@ -101,6 +105,64 @@ def known_circuit_split(table: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {"subspaces": chosen, "trained": trained, "random": random, "split": split}
 
 
+def unit_diagnosis(
+    table: Sequence[dict[str, Any]], nmi: Sequence[Sequence[float]] | None
+) -> dict[str, Any]:
+    """The units the first merge round started from (the probe rows of basis ``units``):
+    each unit's dominant variable (its largest variance share among the token variables and
+    the position) and that share; with the round's normalised MI matrix ``nmi``, its values
+    between units of the same dominant variable and between units of different ones. Merging
+    by MI can only rebuild the circuit's variables when the units are nearly pure and the
+    first values exceed the second."""
+    units = [r for r in table if r["basis"] == "units"]
+    shares = [
+        {key.removesuffix("_share"): value for key, value in r.items() if key.endswith("_share")}
+        for r in units
+    ]
+    dominant = [max(share, key=share.get) for share in shares]
+    found: dict[str, Any] = {
+        "dominant": dominant,
+        "share": [share[name] for share, name in zip(shares, dominant)],
+    }
+    if nmi is not None and len(nmi) == len(units):
+        pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
+        found["same"] = [nmi[i][j] for i, j in pairs if dominant[i] == dominant[j]]
+        found["other"] = [nmi[i][j] for i, j in pairs if dominant[i] != dominant[j]]
+    return found
+
+
+def _unit_rows(
+    table: Sequence[dict[str, Any]], attrs: Any, model: str, setting: str
+) -> list[dict[str, Any]]:
+    """The diagnosis of :func:`unit_diagnosis` as summary rows (none without unit rows)."""
+    merges = attrs["merges"]
+    found = unit_diagnosis(table, merges[0]["nmi"] if merges else None)
+    if not found["dominant"]:
+        return []
+    units = [r for r in table if r["basis"] == "units"]
+    where = f"{setting}; {len(units)} units of {', '.join(sorted({str(r['size']) for r in units}))} dims"
+    listed = ", ".join(
+        f"{index}: {name.removesuffix('_token').replace('_', ' ')} {share:.2f}"
+        for index, (name, share) in enumerate(zip(found["dominant"], found["share"]))
+    )
+    rows = [
+        row(
+            "units before the first merge: dominant variable (variance share)", listed, model, where
+        )
+    ]
+    if found.get("same") and found.get("other"):
+        same, other = found["same"], found["other"]
+        rows.append(
+            row(
+                "normalised MI of the first merge round: units of the same / another dominant variable",
+                f"{np.mean(same):.3f} / {np.mean(other):.3f} (means of {len(same)} / {len(other)} pairs)",
+                model,
+                f"{where}; step {merges[0]['step']}",
+            )
+        )
+    return rows
+
+
 def _label(name: str) -> str:
     return name.removesuffix("_token").replace("_", " ") + " token"
 
@@ -164,7 +226,7 @@ def _probe_rows(
                 f"{setting}; subspaces of {sizes} dims",
             )
         )
-    return rows
+    return rows + (_unit_rows(table, attrs, model, setting) if judged else [])
 
 
 def induction_signature(ov: np.ndarray, qk: np.ndarray) -> list[tuple[int, int]]:

@@ -98,6 +98,10 @@ class PartitionResult:
     stopped: str = "max_steps"
     steps: int = 0
     seconds: float = 0.0
+    # R and sizes as the first merge round found them (the trained units; the final R and
+    # sizes when no round ran): what the merges start from, for the known-circuit diagnosis
+    units_R: torch.Tensor | None = None
+    unit_sizes: list[int] = field(default_factory=list)
 
 
 def disjoint_split(
@@ -191,6 +195,8 @@ def _save(
     tensors = {f"rotation.{k}": v for k, v in rotation.state_dict().items()}
     if best is not None:
         tensors["best_R"] = best[0]
+    if result.units_R is not None:
+        tensors["units_R"] = result.units_R
     optimiser_part, optimiser_meta = optimiser_tensors("optim", optimiser.state_dict())
     tensors.update(optimiser_part, generator=generator.get_state(), torch_rng=torch.get_rng_state())
     meta = {
@@ -200,6 +206,7 @@ def _save(
         "merges": result.merges,
         "reinits": result.reinits,
         "best_loss": None if best is None else best[1],
+        "unit_sizes": result.unit_sizes,
         "optimiser": optimiser_meta,
         "seconds": seconds,
     }
@@ -239,6 +246,7 @@ def train_partition(
         start, earlier, sizes = meta["step"], meta["seconds"], meta["sizes"]
         result.losses, result.merges, result.steps = meta["losses"], meta["merges"], start
         result.reinits = meta.get("reinits", [])
+        result.units_R, result.unit_sizes = tensors.get("units_R"), meta.get("unit_sizes", [])
         if meta.get("best_loss") is not None:
             best = (tensors["best_R"], meta["best_loss"])
         prefix = "rotation."
@@ -309,6 +317,8 @@ def train_partition(
             result.stopped = f"stop_at_n_subspaces ({stop_at})"
             break
         R = rotation.weight.detach()
+        if result.units_R is None:
+            result.units_R, result.unit_sizes = R.clone(), list(sizes)
         mi = estimate_mi(activations, R, sizes, settings.mi_queries, settings.mi_keys, generator)
         if settings.mi_null:  # merge on the MI above what independent subspaces would show
             mi = mi - estimate_mi(
@@ -341,6 +351,8 @@ def train_partition(
     if best is not None and result.steps < settings.merge_start:  # stopped while re-initialising
         result.R = better_rotation(activations, result.R, sizes, settings, generator, best)
     result.sizes = list(sizes)
+    if result.units_R is None:  # no merge round ran
+        result.units_R, result.unit_sizes = result.R.clone(), list(sizes)
     result.seconds = time.perf_counter() - started
     return result
 
