@@ -123,17 +123,23 @@ def circuit_figure(store: str | os.PathLike, out: str | os.PathLike) -> None:
 
 def probe_figure(table: str | os.PathLike, out: str | os.PathLike) -> None:
     """Per subspace, the share of its variance explained by each token variable (current,
-    previous, on the bigram toy two back) and the position (top), and the held-out probe
-    accuracy of the token variables (bottom): trained partition against a random rotation
-    with the same sizes."""
+    previous, on the bigram toy two back) and the position (top row), and the held-out probe
+    accuracy of the token variables (middle row): trained partition against a random
+    rotation with the same sizes. Bottom: the same shares for each unit the first merge
+    round started from (a pure unit has one tall bar)."""
     rows = read_csv(table)
     names = token_variables(rows)
-    panels = [(f"{label}_share", "variance share") for label in [*names, "position"]]
+    variables = [*names, "position"]
+    panels = [(f"{label}_share", "variance share") for label in variables]
     width = len(panels)
     panels += [(label, "held-out probe accuracy") for label in names]
     panels += [None] * (2 * width - len(panels))
-    fig, axes = plt.subplots(2, width, figsize=(4.3 * width, 7), sharey=True)
-    for ax, panel in zip(axes.flat, panels):
+    units = [r for r in rows if r["basis"] == "units"]
+    fig = plt.figure(figsize=(4.3 * width, 10.5 if units else 7))
+    grid = fig.add_gridspec(3 if units else 2, width)
+    axes = [fig.add_subplot(grid[i // width, i % width]) for i in range(2 * width)]
+    subspaces = sorted({r["subspace"] for r in rows if r["basis"] != "units"})
+    for ax, panel in zip(axes, panels):
         if panel is None:
             ax.set_visible(False)
             continue
@@ -148,8 +154,26 @@ def probe_figure(table: str | os.PathLike, out: str | os.PathLike) -> None:
                 label=f"{basis} ({', '.join(str(r['size']) for r in chosen)} dims)",
             )
         ax.set(xlabel="subspace", ylabel=ylabel, ylim=(0, 1.02))
-        ax.set_xticks(sorted({r["subspace"] for r in rows}))
+        ax.set_xticks(subspaces)
         ax.set_title(column.removesuffix("_share").replace("_", " "))
-    axes.flat[0].legend(fontsize=7, loc="upper left")
+    axes[0].legend(fontsize=7, loc="upper left")
+    if units:
+        ax = fig.add_subplot(grid[2, :])
+        step = 0.8 / len(variables)
+        for k, (colour, label) in enumerate(zip(sns.color_palette("colorblind"), variables)):
+            ax.bar(
+                np.arange(len(units)) + (k - (len(variables) - 1) / 2) * step,
+                [r[f"{label}_share"] for r in units],
+                width=step,
+                color=colour,
+                label=label.replace("_", " "),
+            )
+        ax.set(
+            xlabel=f"unit ({units[0]['size']} dims) before the first merge",
+            ylabel="variance share",
+            xticks=range(len(units)),
+            ylim=(0, 1.02),
+        )
+        ax.legend(fontsize=7, ncol=len(variables), loc="upper right")
     fig.suptitle("Which subspace holds which variable (first copy of each sequence)")
     save_figure(fig, out)
