@@ -351,3 +351,23 @@ def test_probe_labels_skip_empty_documents():
     tokens = np.array([10, 1, 11, 1, 10, 2, 11])
     rows, labels = token_labels(tokens, np.array([0, 4, 4, 7]), sep=11)
     assert rows.tolist() == [1, 2, 5, 6] and labels["position"].tolist() == [1, 2, 1, 2]
+
+
+@pytest.mark.parametrize("with_units", [True, False])
+def test_probe_figure_draws_tables_with_and_without_units(tmp_path, with_units):
+    """Tables written before the units were probed have no ``units`` rows: the figure then
+    has the two rows of panels only."""
+    from actspace.methods.partition.figures import probe_figure
+    from actspace.store import write_csv
+
+    shares = [(0.9, 0.05, 0.05), (0.1, 0.8, 0.1)]
+    table = [
+        {"basis": basis, "subspace": i, "size": 8}
+        | {f"{name}_share": v for name, v in zip(("current_token", "previous_token"), row)}
+        | {"position_share": row[2], "current_token": 0.9, "previous_token": 0.8}
+        for basis in ("trained", "random", "units")[: 3 if with_units else 2]
+        for i, row in enumerate(shares)
+    ]
+    write_csv(tmp_path / "probes.csv", table, float_format=".4f")
+    probe_figure(tmp_path / "probes.csv", tmp_path / "probes.png")
+    assert (tmp_path / "probes.png").stat().st_size > 0 and (tmp_path / "probes.pdf").exists()
