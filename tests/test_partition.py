@@ -87,7 +87,7 @@ def test_unit_diagnosis_compares_the_merge_mi_within_and_across_dominant_variabl
     nmi = nmi + nmi.T
     found = unit_diagnosis(table, nmi)
     assert found["dominant"] == ["current_token", "previous_token", "current_token", "position"]
-    assert found["share"] == [0.9, 0.8, 0.7, 0.8]
+    assert found["share"] == [0.9, 0.8, 0.7, 0.8] and found["sizes"] == [2] * 4
     assert found["same"] == [nmi[0][2]]  # units 0 and 2: both the current token
     assert sorted(found["other"]) == sorted(
         nmi[i][j] for i, j in [(0, 1), (0, 3), (1, 2), (1, 3), (2, 3)]

@@ -123,6 +123,7 @@ def unit_diagnosis(
     found: dict[str, Any] = {
         "dominant": dominant,
         "share": [share[name] for share, name in zip(shares, dominant)],
+        "sizes": [r["size"] for r in units],
     }
     if nmi is not None and len(nmi) == len(units):
         pairs = [(i, j) for i in range(len(units)) for j in range(i + 1, len(units))]
@@ -139,10 +140,10 @@ def _unit_rows(
     found = unit_diagnosis(table, merges[0]["nmi"] if merges else None)
     if not found["dominant"]:
         return []
-    units = [r for r in table if r["basis"] == "units"]
-    where = f"{setting}; {len(units)} units of {', '.join(sorted({str(r['size']) for r in units}))} dims"
+    sizes = ", ".join(sorted({str(size) for size in found["sizes"]}))
+    where = f"{setting}; {len(found['sizes'])} units of {sizes} dims"
     listed = ", ".join(
-        f"{index}: {name.removesuffix('_token').replace('_', ' ')} {share:.2f}"
+        f"{index}: {_variable(name)} {share:.2f}"
         for index, (name, share) in enumerate(zip(found["dominant"], found["share"]))
     )
     rows = [
@@ -163,8 +164,13 @@ def _unit_rows(
     return rows
 
 
+def _variable(name: str) -> str:
+    """A label's readable name: ``two_back_token`` -> ``two back``, ``position`` as is."""
+    return name.removesuffix("_token").replace("_", " ")
+
+
 def _label(name: str) -> str:
-    return name.removesuffix("_token").replace("_", " ") + " token"
+    return _variable(name) + " token"
 
 
 def _share_text(name: str, found: dict[str, Any]) -> str:
