@@ -1,4 +1,10 @@
-"""Capture: batching, chunked writing, padding independence and store layout."""
+"""Capture: batching, chunked writing, page-cache eviction, padding independence and store
+layout."""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,10 +13,16 @@ import torch
 from actspace.data.batching import batches
 from actspace.data.corpora import build_corpus
 from actspace.methods.capture.job import CaptureSettings, capture_residuals
-from actspace.methods.capture.record import ChunkWriter, residual_hook_names
+from actspace.methods.capture import record
+from actspace.methods.capture.record import (
+    ChunkWriter,
+    PageCacheEvictor,
+    chunk_files,
+    residual_hook_names,
+)
 from actspace.models import load_model
 from actspace.models.sources import materialise
-from actspace.store import open_store
+from actspace.store import atomic_store, open_store
 from conftest import with_defaults
 
 
@@ -58,6 +70,24 @@ def test_chunk_writer_writes_every_row_once(background):
     np.testing.assert_array_equal(array, rows)
     assert all(start % 5 == 0 for start, _ in writes)  # chunk-aligned writes only
     assert all((stop - start) % 5 == 0 or stop == 23 for start, stop in writes)  # but the end
+
+
+def test_the_chunk_writer_evicts_every_chunk_file_it_wrote(tmp_path, monkeypatch):
+    """With evict_pages each chunk file is dropped twice (when written, a write later) and
+    the array still holds every row."""
+    dropped = []
+    monkeypatch.setattr(record, "drop_from_page_cache", dropped.append)
+    rows = np.arange(23 * 3 * 2, dtype=np.float32).reshape(23, 3, 2)
+    with atomic_store(tmp_path / "a.zarr", {}) as group:
+        array = group.create_array("x", shape=(23, 3, 2), chunks=(5, 1, 2), dtype="float32")
+        writer = ChunkWriter(array, chunk_rows=5, evict_pages=True)
+        for start, stop in [(0, 3), (3, 12), (12, 23)]:
+            writer.append(np.ascontiguousarray(rows[start:stop].transpose(1, 0, 2)))
+        writer.close()
+        every_chunk = chunk_files(array, range(23))
+        assert len(every_chunk) == 15 and all(path.is_file() for path in every_chunk)
+    np.testing.assert_array_equal(open_store(tmp_path / "a.zarr", ["x"])["x"][:], rows)
+    assert sorted(dropped) == sorted(every_chunk * 2)
 
 
 def test_a_failed_background_write_is_raised():
@@ -192,3 +222,55 @@ def test_weights_changed_after_materialising_are_refused(tmp_path, tiny):
     weights.write_bytes(bytes(raw))
     with pytest.raises(ActspaceError, match=r"no longer match the sha256.*--forcerun"):
         load_model(copy)
+
+
+@pytest.mark.parametrize("rows", [range(0, 23), range(5, 15), range(20, 23), range(7, 8)])
+def test_chunk_files_are_the_files_written_for_those_rows(tmp_path, rows):
+    """The files a row range's write creates, and only those, in Zarr's own key encoding."""
+    with atomic_store(tmp_path / "a.zarr", {}) as group:
+        array = group.create_array("x", shape=(23, 3, 2), chunks=(5, 1, 2), dtype="float32")
+        array[rows.start : rows.stop] = 1.0
+        on_disk = {p for p in (Path(array.store.root) / "x").rglob("*") if p.name != "zarr.json"}
+        listed = chunk_files(array, rows)
+        on_disk = {p for p in on_disk if p.is_file()}
+    assert len(listed) == len(set(listed)) and set(listed) == on_disk
+    first, last = rows.start // 5, (rows.stop - 1) // 5
+    assert len(listed) == (last - first + 1) * 3
+
+
+def test_the_evictor_drops_a_round_when_written_and_again_a_round_later(monkeypatch):
+    dropped = []
+    monkeypatch.setattr(record, "drop_from_page_cache", dropped.append)
+    evictor = PageCacheEvictor()
+    evictor.written([Path("a"), Path("b")])
+    evictor.written([Path("c")])
+    evictor.close()
+    assert [p.name for p in dropped] == ["a", "b", "a", "b", "c", "c"]
+
+
+def _resident_pages(path: Path) -> int:
+    out = subprocess.run(
+        ["fincore", "--raw", "--noheadings", "--output", "PAGES", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout.split()[0])
+
+
+@pytest.mark.skipif(shutil.which("fincore") is None, reason="needs util-linux's fincore")
+def test_a_written_file_leaves_the_page_cache(tmp_path):
+    """A written (then synced) file's pages are resident until dropped, none after; a file
+    that is gone is ignored."""
+    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True)
+    if fs.stdout.strip() == "tmpfs":
+        pytest.skip("tmpfs pages are the file itself and cannot be dropped")
+    path = tmp_path / "chunk"
+    with open(path, "wb") as handle:
+        handle.write(np.ones(1 << 20, dtype=np.float32).tobytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    assert _resident_pages(path) > 0
+    record.drop_from_page_cache(path)
+    assert _resident_pages(path) == 0
+    record.drop_from_page_cache(tmp_path / "gone")
