@@ -14,7 +14,8 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
   files dropped from the page cache a batch later as the capture does
   (:class:`PageCacheEvictor`); and the same floor leaving them cached;
 - the capture job's own path (:func:`actspace.methods.capture.job.capture_residuals`:
-  forward, hooks, device copy, conversion, Zarr write), its measured loop; "vs floor" sets
+  forward, hooks, device copy, conversion, Zarr write), its measured loop (the store's
+  ``seconds``) plus the closing sync; "vs floor" sets
   every row against the bare pass plus raw write.
 
 Every writing row's time runs until its bytes are on disk (``os.sync()`` at the end, and an
