@@ -21,6 +21,8 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
 Every writing row's time runs until its bytes are on disk (``os.sync()`` at the end, and an
 untimed one before every run): a write the kernel defers past the timed window is still paid
 for on the same cores, and a short run would otherwise flatter whichever path defers most.
+``--pairs N`` adds, per length, N back-to-back pairs of a bare pass and a capture and their
+median ratio, less exposed than best-of rows to the machine's drift over a run.
 The bare pass is also set against the machine's matmul limit: forward FLOPs per token
 (2 x the non-embedding parameters, plus attention) x tokens/s over a measured float32 GEMM
 peak. ``--memory 1`` adds peak RSS of a capture of ``--tokens`` and 10x as many tokens, and
@@ -64,6 +66,7 @@ OPTIONS = {
     "repeats": 2,
     "dtype": "float32",  # the capture's storage dtype (capture.dtype): float32 or float16
     "memory": 0,  # 1: also peak RSS at 1x and 10x the tokens
+    "pairs": 0,  # N: also N back-to-back pairs (bare pass, capture) per length, median ratio
     "child": "",  # internal: capture this corpus in this process and print peak RSS
     "sites": "resid",  # internal: the child's capture sites
 }
@@ -162,6 +165,14 @@ def _nnsight_layers(traced, n_layers: int, ids, mask) -> list[torch.Tensor]:
     return [s[0] if isinstance(s, tuple) else s for s in saved]
 
 
+def synced_capture_rate(adapter, corpus: Path, out: Path, settings: CaptureSettings) -> float:
+    """Tokens/s of the capture job's measured loop plus the sync that puts its bytes on disk."""
+    attrs = capture_residuals(adapter, corpus, out, settings)
+    synced = time.perf_counter()
+    os.sync()
+    return attrs["n_tokens"] / (attrs["seconds"] + time.perf_counter() - synced)
+
+
 def gemm_peak(n: int = 1024, repeats: int = 5) -> float:
     """Measured float32 matmul FLOP/s (best of ``repeats``)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -209,7 +220,7 @@ def main() -> None:
     pad_id = pad_token_id(adapter.tokenizer)
     settings = CaptureSettings(args.dtype, args.batch_tokens, args.chunk_tokens, "none")
     peak = gemm_peak()
-    table, memory = [], {}
+    table, memory, paired = [], {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for length in (int(x) for x in args.lengths.split(",")):
             corpus = Path(tmp) / f"corpus-{length}.zarr"
@@ -231,11 +242,7 @@ def main() -> None:
                     os.sync()  # no run pays for an earlier run's writeback
                     if kind == "capture":
                         out = Path(tmp) / f"capture-{length}-{repeat}.zarr"
-                        seconds = capture_residuals(adapter, corpus, out, settings)["seconds"]
-                        synced = time.perf_counter()
-                        os.sync()
-                        seconds += time.perf_counter() - synced
-                        rate = len(tokens) / seconds
+                        rate = synced_capture_rate(adapter, corpus, out, settings)
                     else:
                         folder = Path(tmp) / f"{kind}-{length}-{repeat}"
                         rate = run_peer(
@@ -249,6 +256,14 @@ def main() -> None:
                             (STORAGE_DTYPES[args.dtype][1], args.chunk_tokens),
                         )
                     rates[kind] = max(rates[kind], rate)
+            for pair in range(args.pairs):
+                os.sync()
+                bare = run_peer(adapter, documents, offsets, args.batch_tokens, pad_id, "bare")
+                os.sync()
+                out = Path(tmp) / f"pair-{length}-{pair}.zarr"
+                paired.setdefault(length, []).append(
+                    synced_capture_rate(adapter, corpus, out, settings) / bare
+                )
             flops = forward_flops_per_token(adapter, length)
             for kind, rate in rates.items():
                 table.append(
@@ -280,12 +295,23 @@ def main() -> None:
             f"{row['length']:>6} {row['path']:<17} {row['tokens_per_s']:>9.0f} "
             f"{row['vs_bare']:>8.2f} {row['vs_bare_write']:>9.2f} {of_peak:>8}"
         )
+    for length, ratios in paired.items():
+        print(
+            f"capture / bare in {len(ratios)} back-to-back pairs, {length}-token documents: "
+            f"median {np.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+        )
     for label, mb in memory.items():
         print(f"peak RSS of a capture, {label}: {mb:.0f} MB")
     if memory:
         low, high, three = memory.values()
         print(f"10x / 1x peak RSS: {high / low:.3f}; 3 sites / 1 site: {three / low:.3f}")
-    record = {"gemm_peak_flops": peak, "rows": table, "peak_rss_mb": memory, "args": vars(args)}
+    record = {
+        "gemm_peak_flops": peak,
+        "rows": table,
+        "paired_capture_vs_bare": paired,
+        "peak_rss_mb": memory,
+        "args": vars(args),
+    }
     write_record(args.out, record)
     print(json.dumps({"written": args.out}))
 
