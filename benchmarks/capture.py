@@ -9,10 +9,10 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
   gathered the same way;
 - the floor of any capture storing ``--dtype`` on this machine: the bare forward pass plus
   writing the same bytes (``n_layers + 1`` slices of the batch's rows x d_model, fresh files,
-  plain ``os.write`` from one reused buffer, no hook, copy, codec or Zarr) through the
-  capture's own :class:`ChunkWriter` (background thread, one write in flight), each batch's
-  files dropped from the page cache a batch later as the capture does
-  (:class:`PageCacheEvictor`); and the same floor leaving them cached;
+  from one reused buffer, no hook, copy, codec or Zarr) through the
+  capture's own :class:`ChunkWriter` (background thread, one write in flight), around the
+  page cache as the capture writes (``O_DIRECT``, :func:`write_uncached`); and the same
+  floor written through the page cache;
 - the capture job's own path (:func:`actspace.methods.capture.job.capture_residuals`:
   forward, hooks, device copy, conversion, Zarr write), its measured loop (the store's
   ``seconds``) plus the closing sync; "vs floor" sets
@@ -53,7 +53,7 @@ from actspace.data.batching import batches, right_pad
 from actspace.data.corpora import documents_of, read_corpus
 from actspace.data.generation import pad_token_id
 from actspace.methods.capture.job import STORAGE_DTYPES, CaptureSettings, capture_residuals
-from actspace.methods.capture.record import ChunkWriter, PageCacheEvictor
+from actspace.methods.capture.record import ChunkWriter, write_uncached
 from actspace.models import load_model
 from actspace.store import atomic_store, provenance
 from machine import arguments, smollm2, write_record
@@ -92,24 +92,24 @@ def real_rows(layers: list[torch.Tensor], lengths: list[int]) -> np.ndarray:
 
 class RawFiles:
     """A stand-in for the capture's Zarr array under :class:`ChunkWriter`: each assignment
-    ``files[start:stop, slot] = values`` becomes one fresh file written with plain
-    ``os.write`` (no codec, no Zarr), so the floor overlaps its writes exactly as the job does;
-    with ``evict`` each round of ``slots`` files leaves the page cache a round later."""
+    ``files[start:stop, slot] = values`` becomes one fresh file (no codec, no Zarr), so the
+    floor overlaps its writes exactly as the job does; with ``direct`` written around the
+    page cache as the capture writes (:func:`write_uncached`), else with plain ``os.write``."""
 
-    def __init__(self, folder: Path, slots: int, evict: bool):
-        self.folder, self.n_files, self.slots = folder, 0, slots
-        self.evictor = PageCacheEvictor() if evict else None
+    def __init__(self, folder: Path, direct: bool):
+        self.folder, self.n_files, self.direct = folder, 0, direct
 
     def __setitem__(self, _where, values: np.ndarray) -> None:
-        fd = os.open(self.folder / str(self.n_files), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        path, self.n_files = self.folder / str(self.n_files), self.n_files + 1
+        data = memoryview(np.ascontiguousarray(values)).cast("B")
+        if self.direct:
+            write_uncached(path, data)
+            return
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         try:
-            os.write(fd, memoryview(np.ascontiguousarray(values)).cast("B"))
+            os.write(fd, data)
         finally:
             os.close(fd)
-        self.n_files += 1
-        if self.evictor is not None and self.n_files % self.slots == 0:
-            paths = [self.folder / str(n) for n in range(self.n_files - self.slots, self.n_files)]
-            self.evictor.written(paths)
 
 
 @torch.inference_mode()
@@ -118,7 +118,7 @@ def run_peer(
 ) -> float:
     """Tokens/s of one pass over the corpus with a peer's way of getting activations
     (``bare_write`` and ``bare_write_cached`` write values of ``sink`` = (stored dtype, chunk
-    rows) in files under ``folder``, the first evicting them from the page cache)."""
+    rows) in files under ``folder``, the first around the page cache as the capture does)."""
     model = adapter.base_model
     traced, writer = None, None
     if kind == "nnsight":
@@ -128,7 +128,7 @@ def run_peer(
     if kind.startswith("bare_write"):
         folder.mkdir(parents=True)
         dtype, chunk_rows = sink
-        files = RawFiles(folder, adapter.n_layers + 1, evict=kind == "bare_write")
+        files = RawFiles(folder, direct=kind == "bare_write")
         writer = ChunkWriter(files, chunk_rows)
         # one reused block of the stored dtype: what is written does not change its cost
         block = np.zeros((adapter.n_layers + 1, batch_tokens, adapter.d_model), dtype=dtype)

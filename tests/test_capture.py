@@ -1,6 +1,7 @@
-"""Capture: batching, chunked writing, page-cache eviction, padding independence and store
+"""Capture: batching, chunked writing around the page cache, padding independence and store
 layout."""
 
+import errno
 import os
 import shutil
 import subprocess
@@ -14,12 +15,7 @@ from actspace.data.batching import batches
 from actspace.data.corpora import build_corpus
 from actspace.methods.capture.job import CaptureSettings, capture_residuals
 from actspace.methods.capture import record
-from actspace.methods.capture.record import (
-    ChunkWriter,
-    PageCacheEvictor,
-    chunk_files,
-    residual_hook_names,
-)
+from actspace.methods.capture.record import ChunkWriter, residual_hook_names, write_uncached
 from actspace.models import load_model
 from actspace.models.sources import materialise
 from actspace.store import atomic_store, open_store
@@ -72,22 +68,27 @@ def test_chunk_writer_writes_every_row_once(background):
     assert all((stop - start) % 5 == 0 or stop == 23 for start, stop in writes)  # but the end
 
 
-def test_the_chunk_writer_evicts_every_chunk_file_it_wrote(tmp_path, monkeypatch):
-    """With evict_pages each chunk file is dropped twice (when written, a write later) and
-    the array still holds every row."""
-    dropped = []
-    monkeypatch.setattr(record, "drop_from_page_cache", dropped.append)
-    rows = np.arange(23 * 3 * 2, dtype=np.float32).reshape(23, 3, 2)
+@pytest.mark.parametrize("refused", [False, True])
+def test_the_direct_chunk_writer_stores_every_row(tmp_path, monkeypatch, refused):
+    """With direct writes (or Zarr's, where the file system refuses them) the array holds
+    every row, its checksums verify, and the chunk files are exactly the array's."""
+    if refused:
+
+        def refuse(path, data):
+            raise OSError(errno.EINVAL, "Invalid argument", str(path))
+
+        monkeypatch.setattr(record, "write_uncached", refuse)
+    rows = np.random.default_rng(0).normal(size=(23, 3, 7)).astype(np.float32)
     with atomic_store(tmp_path / "a.zarr", {}) as group:
-        array = group.create_array("x", shape=(23, 3, 2), chunks=(5, 1, 2), dtype="float32")
-        writer = ChunkWriter(array, chunk_rows=5, evict_pages=True)
+        array = group.create_array("x", shape=(23, 3, 7), chunks=(5, 1, 7), dtype="float32")
+        writer = ChunkWriter(array, chunk_rows=5, direct=True)
         for start, stop in [(0, 3), (3, 12), (12, 23)]:
             writer.append(np.ascontiguousarray(rows[start:stop].transpose(1, 0, 2)))
         writer.close()
-        every_chunk = chunk_files(array, range(23))
-        assert len(every_chunk) == 15 and all(path.is_file() for path in every_chunk)
+        assert writer.array.store.direct is (not refused and hasattr(os, "O_DIRECT"))
     np.testing.assert_array_equal(open_store(tmp_path / "a.zarr", ["x"])["x"][:], rows)
-    assert sorted(dropped) == sorted(every_chunk * 2)
+    chunks = [p for p in (tmp_path / "a.zarr" / "x").rglob("*") if p.name != "zarr.json"]
+    assert len([p for p in chunks if p.is_file()]) == 5 * 3  # no temporary file left
 
 
 def test_a_failed_background_write_is_raised():
@@ -224,28 +225,17 @@ def test_weights_changed_after_materialising_are_refused(tmp_path, tiny):
         load_model(copy)
 
 
-@pytest.mark.parametrize("rows", [range(0, 23), range(5, 15), range(20, 23), range(7, 8)])
-def test_chunk_files_are_the_files_written_for_those_rows(tmp_path, rows):
-    """The files a row range's write creates, and only those, in Zarr's own key encoding."""
-    with atomic_store(tmp_path / "a.zarr", {}) as group:
-        array = group.create_array("x", shape=(23, 3, 2), chunks=(5, 1, 2), dtype="float32")
-        array[rows.start : rows.stop] = 1.0
-        folder = Path(array.store.root) / "x"
-        on_disk = {p for p in folder.rglob("*") if p.is_file() and p.name != "zarr.json"}
-        listed = chunk_files(array, rows)
-    assert len(listed) == len(set(listed)) and set(listed) == on_disk
-    first, last = rows.start // 5, (rows.stop - 1) // 5
-    assert len(listed) == (last - first + 1) * 3
-
-
-def test_the_evictor_drops_a_round_when_written_and_again_a_round_later(monkeypatch):
-    dropped = []
-    monkeypatch.setattr(record, "drop_from_page_cache", dropped.append)
-    evictor = PageCacheEvictor()
-    evictor.written([Path("a"), Path("b")])
-    evictor.written([Path("c")])
-    evictor.close()
-    assert [p.name for p in dropped] == ["a", "b", "a", "b", "c", "c"]
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="the platform has no O_DIRECT")
+@pytest.mark.parametrize("size", [0, 1, 4095, 4096, 4097, 3 * 4096 + 5])
+def test_a_direct_write_is_the_whole_file_at_any_size(tmp_path, size):
+    """Padded to whole blocks, truncated back: the file is exactly the bytes, also when it
+    replaces a longer file."""
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    path = tmp_path / "nested" / "chunk"
+    path.parent.mkdir()
+    path.write_bytes(b"x" * (size + 9000))
+    write_uncached(path, data)
+    assert path.read_bytes() == data
 
 
 def _resident_pages(path: Path) -> int:
@@ -259,18 +249,18 @@ def _resident_pages(path: Path) -> int:
 
 
 @pytest.mark.skipif(shutil.which("fincore") is None, reason="needs util-linux's fincore")
-def test_a_written_file_leaves_the_page_cache(tmp_path):
-    """A written (then synced) file's pages are resident until dropped, none after; a file
-    that is gone is ignored."""
-    fs = subprocess.run(["stat", "-f", "-c", "%T", str(tmp_path)], capture_output=True, text=True)
-    if fs.stdout.strip() == "tmpfs":
-        pytest.skip("tmpfs pages are the file itself and cannot be dropped")
-    path = tmp_path / "chunk"
-    with open(path, "wb") as handle:
-        handle.write(np.ones(1 << 20, dtype=np.float32).tobytes())
-        handle.flush()
-        os.fsync(handle.fileno())
-    assert _resident_pages(path) > 0
-    record.drop_from_page_cache(path)
-    assert _resident_pages(path) == 0
-    record.drop_from_page_cache(tmp_path / "gone")
+@pytest.mark.skipif(not hasattr(os, "O_DIRECT"), reason="the platform has no O_DIRECT")
+def test_a_direct_write_leaves_nothing_in_the_page_cache(tmp_path):
+    """The same bytes written through the page cache are resident; written directly, none."""
+    data = np.ones(1 << 20, dtype=np.float32).tobytes()
+    cached, direct = tmp_path / "cached", tmp_path / "direct"
+    cached.write_bytes(data)
+    try:
+        write_uncached(direct, data)
+    except OSError as error:
+        if error.errno == errno.EINVAL:
+            pytest.skip("this file system refuses O_DIRECT")
+        raise
+    assert _resident_pages(cached) > 0
+    assert _resident_pages(direct) == 0
+    assert direct.read_bytes() == data

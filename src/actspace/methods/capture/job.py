@@ -108,7 +108,7 @@ def capture_residuals(
             )
             if dtype == "bfloat16":
                 array.attrs["encoding"] = BFLOAT16_BITS
-            writers[site] = ChunkWriter(array, chunk_tokens, evict_pages=True)
+            writers[site] = ChunkWriter(array, chunk_tokens, direct=True)
         documents = documents_of(tokens, offsets)
         progress = tqdm(total=n_tokens, desc=f"capture {out.name}", unit="tok", mininterval=2)
         started = time.perf_counter()
