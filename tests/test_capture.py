@@ -87,8 +87,15 @@ def test_the_direct_chunk_writer_stores_every_row(tmp_path, monkeypatch, refused
         writer.close()
         assert writer.array.store.direct is (not refused and hasattr(os, "O_DIRECT"))
     np.testing.assert_array_equal(open_store(tmp_path / "a.zarr", ["x"])["x"][:], rows)
-    chunks = [p for p in (tmp_path / "a.zarr" / "x").rglob("*") if p.name != "zarr.json"]
-    assert len([p for p in chunks if p.is_file()]) == 5 * 3  # no temporary file left
+    with atomic_store(tmp_path / "zarr.zarr", {}) as group:  # Zarr's own write
+        group.create_array("x", shape=(23, 3, 7), chunks=(5, 1, 7), dtype="float32")[:] = rows
+    ours, zarrs = (_chunk_bytes(tmp_path / name / "x") for name in ("a.zarr", "zarr.zarr"))
+    assert len(ours) == 5 * 3 and ours == zarrs  # byte for byte, no temporary file left
+
+
+def _chunk_bytes(folder: Path) -> dict[str, bytes]:
+    chunks = (p for p in folder.rglob("*") if p.is_file() and p.name != "zarr.json")
+    return {str(p.relative_to(folder)): p.read_bytes() for p in chunks}
 
 
 def test_a_failed_background_write_is_raised():
