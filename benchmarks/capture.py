@@ -9,10 +9,10 @@ each row is the best of ``--repeats`` runs, as a ratio to the bare forward pass:
   gathered the same way;
 - the floor of any capture storing ``--dtype`` on this machine: the bare forward pass plus
   writing the same bytes (``n_layers + 1`` slices of the batch's rows x d_model, fresh files,
-  from one reused buffer, no hook, copy, codec or Zarr) through the
-  capture's own :class:`ChunkWriter` (background thread, one write in flight), around the
-  page cache as the capture writes (``O_DIRECT``, :func:`write_uncached`); and the same
-  floor written through the page cache;
+  from one reused buffer, no hook, copy, codec or Zarr) through the capture's own
+  :class:`ChunkWriter` (background thread, one write in flight), around the page cache as
+  the capture writes (``O_DIRECT``, :func:`write_uncached`); and the same floor written
+  through the page cache (``bare_write_cached``);
 - the capture job's own path (:func:`actspace.methods.capture.job.capture_residuals`:
   forward, hooks, device copy, conversion, Zarr write), its measured loop (the store's
   ``seconds``) plus the closing sync; "vs floor" sets
