@@ -66,6 +66,17 @@ def test_a_name_the_config_does_not_define_is_refused(section, key, message):
         check_references(config)
 
 
+@pytest.mark.parametrize(
+    "experiment", sorted((REPO / "config" / "experiments").glob("*.yaml")), ids=lambda p: p.stem
+)
+def test_an_experiment_config_layered_over_the_default_passes_the_checks(experiment):
+    from snakemake.utils import update_config
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    update_config(config, yaml.safe_load(experiment.read_text()))  # as --configfile does
+    check_references(with_defaults(config))
+
+
 def test_a_toy_spec_whose_sequences_do_not_fit_is_refused():
     config = _config()
     config["toys"]["specs"]["toy-bigram"]["model"]["n_positions"] = 20
