@@ -217,8 +217,6 @@ def test_a_bfloat16_model_is_stored_bit_exactly(tmp_path, tiny):
 
 
 def test_weights_changed_after_materialising_are_refused(tmp_path, tiny):
-    import shutil
-
     from actspace.errors import ActspaceError
 
     root, _ = tiny
