@@ -435,3 +435,83 @@ def test_ortho_drops_vectors_that_turn_nan():
     result = learn_ortho(loss, theta0, 4, 1, 0.01, 2, 0.0, 5, seed=0, progress=False)
     assert not result.kept[:2].any() and result.kept[2:].all()
     assert max_abs_cosine(torch.cat([theta0[None], result.vectors[2:]]).double()) < 1e-6
+
+
+def test_margins_of_a_greedy_completion_against_one_forward_per_prefix(tiny, tmp_path):
+    """Each generated token's margin equals top-1 minus top-2 logit of a separate forward
+    pass over its prefix (greedy: never negative); a token that is not the argmax gets a
+    negative margin; a vector's shifts equal those of a plain forward hook on the decoder
+    layer, and a vector that overturns a token is one whose greedy completion leaves the
+    unsteered one there; the summary's profile counts per prompt."""
+    from actspace.methods.steering.margins import (
+        chosen_margins,
+        completion_margins,
+        margin_profile,
+        margin_shifts,
+    )
+    from actspace.store import write_csv
+
+    prompt = PROMPTS[0]
+    completion = generate_steered(tiny, prompt, None, 0, 6)[0]
+    margins = completion_margins(tiny, prompt, completion)[0]
+    assert margins.shape == (len(completion),) == (6,)
+    for t, margin in enumerate(margins.tolist()):
+        logits = tiny.model(torch.tensor([prompt + completion[:t]])).logits[0, -1]
+        top = logits.sort(descending=True).values
+        assert logits.argmax() == completion[t]
+        assert margin == pytest.approx(float(top[0] - top[1]), abs=1e-5)
+        assert margin >= 0
+    logits = torch.tensor([[1.0, 3.0, 2.0], [1.0, 3.0, 2.0]])
+    assert chosen_margins(logits, torch.tensor([0, 1])).tolist() == [-2.0, 1.0]
+
+    vectors = torch.randn(3, tiny.d_model, dtype=torch.float64)
+    vectors = vectors / vectors.norm(dim=1, keepdim=True) * torch.tensor([[1e-3], [0.1], [8.0]])
+    shifts = margin_shifts(tiny, prompt, completion, vectors, 1)
+    assert shifts.shape == (3, 6)
+    ids = torch.tensor([prompt + completion])
+    firsts = []
+    for v, theta in enumerate(vectors):
+
+        def add(_module, _args, output, theta=theta):
+            if isinstance(output, tuple):
+                return (output[0] + theta, *output[1:])
+            return output + theta
+
+        handle = tiny.model.model.layers[1].register_forward_hook(add)
+        try:
+            logits = tiny.model(ids).logits[0, len(prompt) - 1 : -1]
+        finally:
+            handle.remove()
+        expected = chosen_margins(logits, ids[0, len(prompt) :]) - margins
+        assert torch.allclose(shifts[v], expected, atol=1e-5)
+        overturned = (margins + shifts[v] < 0).nonzero()
+        steered = generate_steered(tiny, prompt, theta[None], 1, 6)[0]
+        first = next((t for t, (a, b) in enumerate(zip(steered, completion)) if a != b), 6)
+        assert first == (int(overturned[0]) if len(overturned) else 6)
+        firsts.append(first)
+    assert min(firsts) < 6 and max(firsts) == 6  # the largest vector changes it, the smallest not
+
+    rows = [(0, 0.2, 0.3, 0.1), (0, 0.7, 0.1, 0.8), (0, 2.0, 0.0, 0.0), (1, 1.5, 2.0, 0.0)]
+    rows += [(1, 0.1, -0.2, 0.05)]
+    path = tmp_path / "margins.csv"
+    write_csv(
+        path,
+        [
+            {"prompt_index": p, "position": 0, "token": 0, "margin": m}
+            | {"learned_drop": a, "learned_shift": a, "random_drop": b, "random_shift": b}
+            for p, m, a, b in rows
+        ],
+    )
+    profile = margin_profile(str(path))
+    assert profile == pytest.approx(
+        {
+            "below_0.5": 1.0,
+            "below_1": 1.5,
+            "overturned_learned": 1.0,  # 0.3 > 0.2 and 2.0 > 1.5
+            "overturned_random": 0.5,  # 0.8 > 0.7
+            "shift_learned": 0.1,
+            "shift_random": 0.05,
+            "tokens": 2.5,
+            "smallest": 0.1,
+        }
+    )

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import yaml
 
-from actspace.store import open_store
+from actspace.store import open_store, read_csv
 from conftest import (
     REPO,
     check_figure_files,
@@ -357,8 +357,17 @@ def test_steering_outputs_of_the_tiny_run(tiny_workflow, tiny_llama_dir):
             record["seed"],
         )
         assert text == record["completion"]
+    # the margins follow each prompt's unsteered greedy completion (3 sweep tokens: the first
+    # 3 of the generations' 4), each token the argmax of its position
+    margins = read_csv(run / "unsteered_margins.csv")
+    for record in (r for r in records if r["set"] == "unsteered" and r["mode"] == "greedy"):
+        mine = [m for m in margins if m["prompt_index"] == record["prompt_index"]]
+        assert [m["token"] for m in mine] == record["completion_ids"][:3]
+        assert [m["position"] for m in mine] == list(range(len(mine)))
+        assert all(m["margin"] > -1e-4 for m in mine)
     summary = json.loads((tiny_workflow / "results/summary/steering.json").read_text())
     assert any("distinct greedy" in row["quantity"] for row in summary["rows"])
+    assert any("runner-up" in row["quantity"] for row in summary["rows"])
 
 
 def test_the_whole_complement_of_the_tiny_run(tiny_workflow):

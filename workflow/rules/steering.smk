@@ -52,6 +52,30 @@ rule steering_radius_sweep:
         "../scripts/steering_radius_sweep.py"
 
 
+rule steering_unsteered_margins:
+    input:
+        model=rules.materialise_model.output[0],
+        check=rules.check_model.output[0],
+        corpus=lambda w: steering_runs.corpus_input(config, w, rules.tokenize_corpus.output[0]),
+        melbo=rules.learn_melbo.output[0],
+    output:
+        "results/steering/{model}/{run}/unsteered_margins.csv",
+    log:
+        "results/logs/steering_unsteered_margins/{model}/{run}.log",
+    conda:
+        ENV
+    threads: THREADS
+    resources:
+        mem_mb=model_mem_mb,
+        gpu=GPUS,
+    params:
+        tokens=lambda w: steering_runs.run_settings(config, w.run, "sweep")["tokens"],
+        device=DEVICE,
+        code=code_hash("actspace.methods.steering.margins"),
+    script:
+        "../scripts/steering_unsteered_margins.py"
+
+
 rule learn_orthogonal_vectors:
     input:
         model=rules.materialise_model.output[0],
@@ -182,6 +206,7 @@ rule steering_summary:
         unsteered=steering_runs.per_run(config, rules.steering_unsteered_kl.output[0]),
         generations=steering_runs.per_run(config, rules.steering_generations.output.jsonl),
         sweeps=steering_runs.per_run(config, rules.steering_radius_sweep.output[0]),
+        margins=steering_runs.per_run(config, rules.steering_unsteered_margins.output[0]),
         published=PUBLISHED,
     output:
         "results/summary/steering.json",

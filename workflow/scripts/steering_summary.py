@@ -11,6 +11,7 @@ with job(snakemake):
         list(snakemake.input.unsteered),
         list(snakemake.input.generations),
         list(snakemake.input.sweeps),
+        list(snakemake.input.margins),
         snakemake.input.published,
     )
     write_json(summary, snakemake.output[0])

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from actspace.methods.steering.margins import MARGIN_LEVELS, margin_profile
 from actspace.methods.steering.math import DIVERSITY_PREFIX, diversity, moving_average
 from actspace.reporting.rows import judge, method_summary, published_values, row
 from actspace.store import open_store, read_csv, write_json
@@ -32,6 +33,10 @@ NOTES = [
     "theta_i and by theta_0, KL(P_i || P_0) (the reference code's), mean over prompts; below "
     "control = below the KL of a random vector orthogonal to theta_0..theta_{i-1} with "
     "theta_i's norm.",
+    "Margin: at a token of the unsteered greedy completion, its logit minus the largest other "
+    "logit. With the unsteered completion fed back, a vector overturns a token when it lowers "
+    "that margin below zero, and changes the greedy completion first at the first token it "
+    "overturns; many small margins let random vectors change a completion too.",
     "Closer than the unsteered prompts: KL(P_i || P_0) below KL(P_unsteered || P_0) (mean over "
     "prompts): closer to theta_0's distribution than no steering at all; when theta_0 moves "
     "the distribution little, a vector of small norm beats its small random control without "
@@ -74,12 +79,13 @@ def steering_summary(
     unsteered_stores: Sequence[str],
     generations: Sequence[str],
     sweeps: Sequence[str],
+    margins: Sequence[str],
     published: str | os.PathLike,
 ) -> dict[str, Any]:
     ref = published_values("steering", published)
     rows = []
-    for melbo_path, ortho_path, unsteered_path, gen_path, sweep_path in zip(
-        melbo_stores, ortho_stores, unsteered_stores, generations, sweeps, strict=True
+    for melbo_path, ortho_path, unsteered_path, gen_path, sweep_path, margins_path in zip(
+        melbo_stores, ortho_stores, unsteered_stores, generations, sweeps, margins, strict=True
     ):
         melbo = open_store(melbo_path, ["objective", "random_objective"])
         ortho = open_store(ortho_path, ["norms", "kept", "kl_i_to_0", "control_kl_i_to_0"])
@@ -191,6 +197,20 @@ def steering_summary(
                 ortho_setting,
             ),
         ]
+        ties = margin_profile(margins_path)
+        levels = " / ".join(f"{level:g}" for level in MARGIN_LEVELS)
+        rows.append(
+            row(
+                f"unsteered greedy completions: tokens within {levels} logit of the runner-up; "
+                "tokens some MELBO / random vector overturns (mean per prompt)",
+                " / ".join(f"{ties[f'below_{level:g}']:.1f}" for level in MARGIN_LEVELS)
+                + f"; {ties['overturned_learned']:.1f} / {ties['overturned_random']:.1f} of "
+                f"{ties['tokens']:.1f} (median shift {ties['shift_learned']:.3g} / "
+                f"{ties['shift_random']:.3g} logit, smallest margin {ties['smallest']:.3g})",
+                model,
+                f"{setting}; the unsteered completion fed back",
+            )
+        )
         sweep = read_csv(sweep_path)
         beating = [
             r["radius"] for r in sweep if r["objective_learned_min"] > r["objective_random_max"]
