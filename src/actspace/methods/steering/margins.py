@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from actspace.methods.steering.job import EVAL_BLOCK, frozen_model, read_prompts
+from actspace.methods.steering.job import evaluate_in_blocks, frozen_model, read_prompts
 from actspace.methods.steering.passes import add_vectors, generate_steered, resid_post
 from actspace.models import ModelAdapter
 from actspace.store import open_store, read_csv, write_csv
@@ -39,11 +39,12 @@ VECTOR_SETS = {"learned": "vectors", "random": "random_vectors"}  # column prefi
 
 
 def chosen_margins(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """Per row of ``logits`` (n, vocab): the logit of ``tokens`` (n,) minus the largest
-    logit of any other token."""
+    """Per row of ``logits`` (..., n, vocab): the logit of ``tokens`` (n,) minus the largest
+    logit of any other token, shape (..., n)."""
     logits = logits.float()
-    chosen = logits.gather(-1, tokens[:, None])[:, 0]
-    others = logits.scatter(-1, tokens[:, None], float("-inf"))
+    index = tokens.expand(logits.shape[:-1])[..., None]
+    chosen = logits.gather(-1, index)[..., 0]
+    others = logits.scatter(-1, index, float("-inf"))
     return chosen - others.max(-1).values
 
 
@@ -66,8 +67,7 @@ def completion_margins(
     start = len(prompt) - 1
     with adapter.hooks(fns):
         logits = adapter.model(ids).logits[:, start : start + len(completion)]
-    tokens = ids[0, len(prompt) :]
-    return torch.stack([chosen_margins(row, tokens) for row in logits]).cpu()
+    return chosen_margins(logits, ids[0, len(prompt) :]).cpu()
 
 
 def margin_shifts(
@@ -76,16 +76,17 @@ def margin_shifts(
     completion: Sequence[int],
     vectors: torch.Tensor,
     source: int,
+    plain: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Change of each completion token's margin (n_vectors, len(completion)) when each of
-    ``vectors`` is added after block ``source``, the completion fed back (teacher forcing);
-    :data:`~actspace.methods.steering.job.EVAL_BLOCK` vectors per pass."""
-    plain = completion_margins(adapter, prompt, completion)
-    steered = [
-        completion_margins(adapter, prompt, completion, vectors[i : i + EVAL_BLOCK], source)
-        for i in range(0, len(vectors), EVAL_BLOCK)
-    ]
-    return torch.cat(steered) - plain
+    ``vectors`` is added after block ``source``, the completion fed back (teacher forcing),
+    against ``plain``, the unsteered margins (computed when not given)."""
+    if plain is None:
+        plain = completion_margins(adapter, prompt, completion)
+    steered = evaluate_in_blocks(
+        lambda block: completion_margins(adapter, prompt, completion, block, source), vectors
+    )
+    return steered - plain
 
 
 def margins_job(
@@ -101,9 +102,10 @@ def margins_job(
     rows = []
     for index, doc in enumerate(docs):
         completion = generate_steered(adapter, doc, None, source, tokens)[0]
-        columns = {"margin": completion_margins(adapter, doc, completion)[0]}
+        plain = completion_margins(adapter, doc, completion)
+        columns = {"margin": plain[0]}
         for name, vectors in sets.items():
-            shifts = margin_shifts(adapter, doc, completion, vectors, source)
+            shifts = margin_shifts(adapter, doc, completion, vectors, source, plain)
             columns[f"{name}_drop"] = (-shifts).max(0).values
             columns[f"{name}_shift"] = shifts.abs().median(0).values
         for t, token in enumerate(completion):
